@@ -1,0 +1,115 @@
+"""The one place where GOT-OCR2 inputs are built, for training and for reading.
+
+GOT's processor writes the OCR prompt (system turn, ``<img>`` + image tokens, ``OCR: ``, assistant turn) but knows
+nothing of labels. Training appends the target text and ``<|im_end|>`` and masks everything else with -100;
+generation feeds the same prompt and stops at ``<|im_end|>``. Because every line image is one tile, every prompt in
+a batch has the same length, so a training batch's first ``prompt_length`` columns are exactly a generation batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from .text import normalize_text
+
+IGNORE_INDEX = -100
+END_OF_TURN = "<|im_end|>"
+LINE_LAYOUTS = ("squash", "letterbox")
+
+
+def num_image_tokens_for(config) -> int:
+    """Image tokens per tile: the vision grid (image_size / patch_size) shrunk 4x by the projector's two strided convs."""
+    vision = config.vision_config
+    side = vision.image_size // vision.patch_size // 4
+    return side * side
+
+
+def letterbox(image: Image.Image, side: int) -> Image.Image:
+    """Scale a line to fit a side x side square keeping its aspect ratio; pad with the line's own paper colour."""
+    image = image.convert("RGB")
+    scale = min(side / image.width, side / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    canvas = Image.new("RGB", (side, side), _paper_colour(image))
+    canvas.paste(image.resize(size, Image.Resampling.BICUBIC), ((side - size[0]) // 2, (side - size[1]) // 2))
+    return canvas
+
+
+def _paper_colour(image: Image.Image) -> tuple[int, int, int]:
+    """Median colour of the top and bottom pixel rows, so the padding blends with paper that is not pure white."""
+    edges = Image.new("RGB", (image.width, 2))
+    edges.paste(image.crop((0, 0, image.width, 1)), (0, 0))
+    edges.paste(image.crop((0, image.height - 1, image.width, image.height)), (0, 1))
+    return tuple(sorted(band.getdata())[edges.width] for band in edges.split())
+
+
+@dataclass
+class OcrExampleBuilder:
+    """Turns (image, text) pairs into GOT-OCR2 model inputs; used as the Trainer's data collator too.
+
+    ``line_layout``: ``squash`` lets GOT's image processor stretch the line to its square input (what the released
+    model saw in pre-training); ``letterbox`` keeps the aspect ratio and pads to the square.
+    """
+
+    processor: object
+    line_layout: str = "squash"
+    max_target_tokens: int = 256
+
+    def __post_init__(self):
+        if self.line_layout not in LINE_LAYOUTS:
+            raise ValueError(f"--line_layout must be one of {LINE_LAYOUTS}, got {self.line_layout!r}")
+        tokenizer = self.processor.tokenizer
+        self.end_of_turn_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        if self.end_of_turn_id is None or self.end_of_turn_id == tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no {END_OF_TURN} token; is this a GOT-OCR2 processor?")
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_of_turn_id
+
+    @property
+    def image_side(self) -> int:
+        size = self.processor.image_processor.size
+        return size["height"] if isinstance(size, dict) else int(size)
+
+    def _prepare_image(self, image: Image.Image) -> Image.Image:
+        image = image.convert("RGB")
+        return letterbox(image, self.image_side) if self.line_layout == "letterbox" else image
+
+    def prompt_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """GOT's OCR prompt for each image, exactly as its processor builds it: input_ids, attention_mask, pixel_values."""
+        batch = self.processor(images=[self._prepare_image(im) for im in images], return_tensors="pt")
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
+
+    def target_ids(self, text: str) -> list[int]:
+        """Token ids the model must produce for a line: the NFC text, then ``<|im_end|>``."""
+        ids = self.processor.tokenizer(normalize_text(text), add_special_tokens=False)["input_ids"]
+        return ids[: self.max_target_tokens] + [self.end_of_turn_id]
+
+    def training_inputs(self, images: Sequence[Image.Image], texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Prompt + target + ``<|im_end|>``, right-padded; labels are -100 on prompt and padding."""
+        prompt = self.prompt_inputs(images)
+        prompt_ids = prompt["input_ids"]
+        targets = [self.target_ids(t) for t in texts]
+        width = prompt_ids.shape[1] + max(len(t) for t in targets)
+        input_ids = torch.full((len(targets), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        for row, target in enumerate(targets):
+            end = prompt_ids.shape[1] + len(target)
+            input_ids[row, : prompt_ids.shape[1]] = prompt_ids[row]
+            input_ids[row, prompt_ids.shape[1] : end] = torch.tensor(target)
+            attention_mask[row, :end] = 1
+            labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
+                "pixel_values": prompt["pixel_values"]}
+
+    def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
+        """Data collator over dataset rows with ``image`` and ``text``."""
+        return self.training_inputs([row["image"] for row in rows], [row["text"] for row in rows])
+
+
+def prompt_length(labels: torch.Tensor) -> int:
+    """Length of the shared prompt in a training batch: the first column where any row has a label."""
+    has_label = (labels != IGNORE_INDEX).any(dim=0)
+    return int(has_label.nonzero()[0])

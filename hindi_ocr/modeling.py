@@ -1,0 +1,135 @@
+"""Loading GOT-OCR2 checkpoints, processors and LoRA adapters the same way for training and for reading."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoConfig, AutoProcessor, GotOcr2Config, GotOcr2ForConditionalGeneration
+
+from .examples import END_OF_TURN, num_image_tokens_for
+
+logger = logging.getLogger(__name__)
+
+# Module-name patterns (peft matches a str target with re.fullmatch against the full module name).
+LANGUAGE_MODEL_PROJECTIONS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+VISION_PROJECTIONS = r".*vision_tower.*\.(qkv|proj|lin1|lin2)"
+PROJECTOR = "multi_modal_projector"
+
+DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def check_got_ocr2(name_or_path: str, revision: str | None = None, token: str | None = None) -> GotOcr2Config:
+    """Fail early, with the checkpoint named, when it is not a GOT-OCR2 model."""
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision, token=token)
+    except OSError as err:
+        raise SystemExit(
+            f"--model_name_or_path {name_or_path!r}: could not load a config ({err}). Pass a local folder written by "
+            "save_pretrained (e.g. from `python -m hindi_ocr.tiny DIR`) or a Hub id such as stepfun-ai/GOT-OCR-2.0-hf."
+        ) from None
+    if not isinstance(config, GotOcr2Config):
+        raise SystemExit(
+            f"--model_name_or_path {name_or_path!r} is a {config.model_type!r} model; this project fine-tunes "
+            "GOT-OCR2 (model_type 'got_ocr2'), e.g. stepfun-ai/GOT-OCR-2.0-hf."
+        )
+    return config
+
+
+def load_processor(name_or_path: str, config: GotOcr2Config, revision: str | None = None, token: str | None = None):
+    """GOT's processor, with ``num_image_tokens`` set from the model (save_pretrained does not keep it)."""
+    processor = AutoProcessor.from_pretrained(name_or_path, revision=revision, token=token)
+    processor.num_image_tokens = num_image_tokens_for(config)
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_base_model(name_or_path: str, config: GotOcr2Config, processor, dtype: str = "auto",
+                    revision: str | None = None, token: str | None = None) -> GotOcr2ForConditionalGeneration:
+    """The base checkpoint from safetensors only, with generation set to stop at ``<|im_end|>``."""
+    model = GotOcr2ForConditionalGeneration.from_pretrained(
+        name_or_path, config=config, revision=revision, token=token, dtype=DTYPES[dtype], use_safetensors=True
+    )
+    configure_generation(model, processor)
+    return model
+
+
+def configure_generation(model, processor, max_new_tokens: int | None = None) -> None:
+    """Greedy decoding that ends a line at ``<|im_end|>``."""
+    tokenizer = processor.tokenizer
+    end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    gen = model.generation_config
+    gen.eos_token_id = end_id
+    gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
+    gen.do_sample = False
+    if max_new_tokens is not None:
+        gen.max_new_tokens = max_new_tokens
+        gen.max_length = None
+
+
+def lora_target_modules(adapt_vision: bool) -> str:
+    """One regex over module names: the language model's attention and MLP projections, optionally the vision ones."""
+    if adapt_vision:
+        return f"({LANGUAGE_MODEL_PROJECTIONS})|({VISION_PROJECTIONS})"
+    return LANGUAGE_MODEL_PROJECTIONS
+
+
+def attach_lora(model, r: int, alpha: int, dropout: float, adapt_vision: bool = False,
+                train_projector: bool = False, target_modules: str | None = None) -> PeftModel:
+    """Wrap the base model in a LoRA adapter (peft), optionally training the projector in full."""
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules or lora_target_modules(adapt_vision),
+        modules_to_save=[PROJECTOR] if train_projector else None,
+        bias="none",
+    )
+    peft_model = get_peft_model(model, config)
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    logger.info("LoRA: %d trainable of %d parameters (%.3f%%)", trainable, total, 100 * trainable / total)
+    return peft_model
+
+
+def adapter_base_model(adapter: str, revision: str | None = None, token: str | None = None) -> str | None:
+    """The base checkpoint an adapter was trained on, as recorded in its adapter_config.json."""
+    local = Path(adapter) / "adapter_config.json"
+    if local.is_file():
+        return json.loads(local.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    from peft import PeftConfig
+
+    return PeftConfig.from_pretrained(adapter, revision=revision, token=token).base_model_name_or_path
+
+
+def load_for_reading(base: str, adapter: str | None = None, revision: str | None = None,
+                     adapter_revision: str | None = None, token: str | None = None, dtype: str = "auto",
+                     merge: bool = False):
+    """Model and processor for inference: the base, plus an adapter from a folder or the Hub; merged when asked."""
+    config = check_got_ocr2(base, revision=revision, token=token)
+    processor_source = base
+    if adapter and _has_processor(adapter, adapter_revision, token):
+        processor_source = adapter
+    processor = load_processor(processor_source, config,
+                               revision=adapter_revision if processor_source == adapter else revision, token=token)
+    model = load_base_model(base, config, processor, dtype=dtype, revision=revision, token=token)
+    if adapter:
+        model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, token=token)
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model, processor
+
+
+def _has_processor(source: str, revision: str | None, token: str | None) -> bool:
+    """Adapters pushed by train.py carry the processor they were trained with; older ones may not."""
+    if Path(source).is_dir():
+        return (Path(source) / "preprocessor_config.json").is_file() or (Path(source) / "processor_config.json").is_file()
+    from huggingface_hub import file_exists
+
+    try:
+        return file_exists(source, "preprocessor_config.json", revision=revision, token=token)
+    except Exception:  # offline or private: fall back to the base model's processor
+        return False

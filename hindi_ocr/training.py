@@ -1,0 +1,253 @@
+"""Argument groups, metrics and the Seq2Seq-style Trainer for fine-tuning GOT-OCR2 on text lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from transformers import EarlyStoppingCallback, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+from .inference import save_settings
+from .examples import IGNORE_INDEX, LINE_LAYOUTS, OcrExampleBuilder, prompt_length
+from .modeling import attach_lora, check_got_ocr2, configure_generation, load_base_model, load_processor
+from .scoring import score
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "stepfun-ai/GOT-OCR-2.0-hf"
+DEFAULT_DATASET = "./dataset_builder"
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=DEFAULT_MODEL, metadata={"help": "GOT-OCR2 checkpoint: a Hub id or a local folder."}
+    )
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the checkpoint."})
+    dtype: str = field(
+        default="float32",
+        metadata={"help": "Weights dtype when loading.", "choices": ["auto", "float32", "bfloat16", "float16"]},
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str = field(
+        default=DEFAULT_DATASET,
+        metadata={"help": "This repo's ./dataset_builder (CSV, swift JSON or synthetic lines), or a Hub dataset."},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "csv | swift_json | synthetic (default: csv with --data_dir, else synthetic)."}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with data.csv and the line images."})
+    dataset_options: str | None = field(
+        default=None,
+        metadata={"help": "Builder options as key=value,... e.g. validation_ratio=0.1,skip_invalid=true "
+                          "(see dataset_builder/README.md)."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training lines."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation lines."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Use only the first N test lines."})
+    line_layout: str = field(
+        default="squash",
+        metadata={"help": "How a wide line becomes GOT's square input.", "choices": list(LINE_LAYOUTS)},
+    )
+    max_target_tokens: int = field(default=256, metadata={"help": "Longest transcription, in tokens."})
+    num_sample_predictions: int = field(
+        default=3, metadata={"help": "Prediction/reference pairs printed at each evaluation."}
+    )
+
+
+@dataclass
+class LoraArguments:
+    use_lora: bool = field(default=True, metadata={"help": "Train a LoRA adapter (False: full fine-tuning)."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    lora_vision: bool = field(
+        default=False, metadata={"help": "Also adapt the vision encoder's attention and MLP (new scripts, new fonts)."}
+    )
+    train_projector: bool = field(
+        default=False, metadata={"help": "Train the vision-to-language projector in full (saved with the adapter)."}
+    )
+    lora_target_modules: str | None = field(
+        default=None, metadata={"help": "Regex over module names that overrides the default LoRA targets."}
+    )
+
+
+@dataclass
+class OcrTrainingArguments(Seq2SeqTrainingArguments):
+    """Seq2SeqTrainingArguments with the seed recipe's defaults (LoRA, lr 2e-5, batch 1 x 4, 1000 steps)."""
+
+    output_dir: str = field(default="outputs/got-ocr2-hindi", metadata={"help": "Where checkpoints are written."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate."})
+    per_device_train_batch_size: int = field(default=1, metadata={"help": "Lines per device per step."})
+    per_device_eval_batch_size: int = field(default=8, metadata={"help": "Lines per device per eval step."})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "Steps per optimizer update."})
+    max_steps: int = field(default=1000, metadata={"help": "Optimizer updates in all."})
+    eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no | steps | epoch."})
+    eval_steps: float = field(default=200, metadata={"help": "Evaluate every N updates."})
+    save_steps: float = field(default=200, metadata={"help": "Save a checkpoint every N updates."})
+    logging_steps: float = field(default=10, metadata={"help": "Log the loss every N updates."})
+    predict_with_generate: bool = field(default=True, metadata={"help": "Read the eval lines to score CER/WER."})
+    metric_for_best_model: str = field(default="cer", metadata={"help": "Metric that picks the best checkpoint."})
+    greater_is_better: bool = field(default=False, metadata={"help": "CER: lower is better."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep image/text for the collator."})
+    report_to: str | list[str] = field(default="tensorboard", metadata={"help": "Loggers: tensorboard, none, ..."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after N evaluations without a better metric_for_best_model."}
+    )
+
+
+class OcrTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer whose generation reads from the prompt part of each batch (a decoder-only model)."""
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        if not self.args.predict_with_generate or prediction_loss_only:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        gen_kwargs = gen_kwargs or {k: v for k, v in getattr(self, "_gen_kwargs", {}).items() if v is not None}
+        gen_kwargs.pop("max_length", None)  # a decoder-only length would count the prompt; max_new_tokens is set
+        with torch.no_grad():
+            with self.compute_loss_context_manager():
+                loss = model(**inputs).loss.detach()
+            start = prompt_length(inputs["labels"])
+            generated = model.generate(
+                input_ids=inputs["input_ids"][:, :start],
+                attention_mask=inputs["attention_mask"][:, :start],
+                pixel_values=inputs["pixel_values"],
+                **gen_kwargs,
+            )[:, start:]
+        return loss, generated, inputs["labels"]
+
+
+def make_compute_metrics(tokenizer, num_samples: int = 3):
+    """CER/WER/grapheme CER from generated ids; prints a few lines so a person sees what the model reads."""
+
+    def decode(rows: np.ndarray) -> list[str]:
+        rows = np.where(rows == IGNORE_INDEX, tokenizer.pad_token_id, rows)
+        return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+    def compute_metrics(eval_pred):
+        predictions, references = decode(eval_pred.predictions), decode(eval_pred.label_ids)
+        for pred, ref in list(zip(predictions, references))[:num_samples]:
+            logger.info("\n  ref:  %s\n  pred: %s", ref, pred)
+        return score(predictions, references)
+
+    return compute_metrics
+
+
+def build_model_and_processor(model_args: ModelArguments, lora_args: LoraArguments, training_args, max_new_tokens):
+    """Base GOT-OCR2 + processor, wrapped in LoRA unless full fine-tuning was asked for."""
+    token = training_args.hub_token
+    config = check_got_ocr2(model_args.model_name_or_path, revision=model_args.model_revision, token=token)
+    processor = load_processor(model_args.model_name_or_path, config, revision=model_args.model_revision, token=token)
+    model = load_base_model(model_args.model_name_or_path, config, processor, dtype=model_args.dtype,
+                            revision=model_args.model_revision, token=token)
+    configure_generation(model, processor, max_new_tokens=max_new_tokens)
+    if lora_args.use_lora:
+        if training_args.gradient_checkpointing:
+            model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient
+        model = attach_lora(model, r=lora_args.lora_r, alpha=lora_args.lora_alpha, dropout=lora_args.lora_dropout,
+                            adapt_vision=lora_args.lora_vision, train_projector=lora_args.train_projector,
+                            target_modules=lora_args.lora_target_modules)
+    return model, processor
+
+
+def build_trainer(model, processor, datasets, data_args: DataArguments, training_args) -> OcrTrainer:
+    """The Trainer with our collator, generation-based CER/WER and optional early stopping."""
+    callbacks = []
+    if training_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+    collator = OcrExampleBuilder(processor, line_layout=data_args.line_layout,
+                                 max_target_tokens=data_args.max_target_tokens)
+    return OcrTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=datasets.get("train"),
+        eval_dataset=datasets.get("validation"),
+        data_collator=collator,
+        processing_class=processor,
+        compute_metrics=make_compute_metrics(processor.tokenizer, data_args.num_sample_predictions),
+        callbacks=callbacks,
+    )
+
+
+ARGUMENT_GROUPS = (ModelArguments, DataArguments, LoraArguments, OcrTrainingArguments)
+
+
+def parse_args(argv: list[str] | None = None):
+    """Flags, or a JSON/YAML file of them as the first argument (later flags override the file)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(ARGUMENT_GROUPS)
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
+        path = Path(argv.pop(0))
+        text = path.read_text(encoding="utf-8")
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(f"{path}: unknown option(s) {', '.join(unknown)}")
+        parser.set_defaults(**values)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_datasets(data_args: DataArguments):
+    """The line dataset named by the flags, cut to --max_*_samples."""
+    from .data import load_line_dataset
+
+    datasets = load_line_dataset(data_args.dataset_name, data_args.dataset_config_name, data_dir=data_args.data_dir,
+                                 **parse_options(data_args.dataset_options))
+    return select_samples(datasets, data_args)
+
+
+def parse_options(text: str | None) -> dict:
+    """``a=1,b=x,c=true`` -> {"a": 1, "b": "x", "c": True}: values read as JSON when they parse, else strings."""
+    options = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--dataset_options: expected key=value, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value.strip()
+    return options
+
+
+def select_samples(datasets, data_args: DataArguments):
+    """Apply --max_{train,eval,test}_samples: the first N rows of each split, for quick runs."""
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_test_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in datasets:
+            datasets[split] = datasets[split].select(range(min(limit, len(datasets[split]))))
+    return datasets
+
+
+def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments) -> dict:
+    """Train (or resume), then write the adapter/model, processor, reading settings and metrics to output_dir."""
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        save_settings(training_args.output_dir, data_args.line_layout)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    return result.metrics
+
+
+def evaluate_test(trainer: OcrTrainer, datasets) -> dict | None:
+    """CER/WER on the test split, written to test_results.json."""
+    if "test" not in datasets:
+        return None
+    metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics)
+    return metrics

@@ -1,0 +1,34 @@
+#!/usr/bin/env python
+"""Fine-tune GOT-OCR2 on Hindi text lines with LoRA; CER/WER at every evaluation; optionally push to the Hub.
+
+    python train.py --data_dir DIR [--push_to_hub --hub_model_id USER/NAME] [any Seq2SeqTrainingArguments flag]
+    python train.py configs/smoke.yaml [--flag value ...]     # flags from a YAML/JSON file, later flags win
+"""
+
+import logging
+
+import transformers
+
+from hindi_ocr.training import (
+    build_model_and_processor, build_trainer, evaluate_test, load_datasets, parse_args, train_and_save,
+)
+
+
+def main(argv=None):
+    model_args, data_args, lora_args, training_args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.set_seed(training_args.seed)
+
+    datasets = load_datasets(data_args)
+    model, processor = build_model_and_processor(model_args, lora_args, training_args,
+                                                 max_new_tokens=data_args.max_target_tokens + 1)
+    trainer = build_trainer(model, processor, datasets, data_args, training_args)
+    train_and_save(trainer, training_args, data_args)
+    evaluate_test(trainer, datasets)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+
+
+if __name__ == "__main__":
+    main()
