@@ -13,7 +13,7 @@ network access, a directory that ``GotOcr2ForConditionalGeneration.from_pretrain
   ``image_size`` (AutoProcessor loads the Pil one back when torchvision is absent, the fast one otherwise).
 
 The processor's ``num_image_tokens`` (a class attribute, default 256) is *not* kept by ``save_pretrained``:
-set it from the model config with :func:`num_image_tokens` (or load both with :func:`load_tiny`).
+set it from the model config with ``hindi_ocr.examples.num_image_tokens_for`` (or load both with :func:`load_tiny`).
 
 The defaults are the ones with which a from-scratch model learns to read a handful (8-16) of rendered lines in
 75-100 optimiser steps on CPU with :data:`TINY_RECIPE` (full fine-tuning), or with LoRA on the language model
@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import string
 from pathlib import Path
+
+from .examples import num_image_tokens_for
 
 # The pre-tokenizer split: Qwen/GOT's pattern, except that combining marks (\p{M}: matras, virama, nukta,
 # anusvara, ...) stay inside words. With GOT's own pattern every Devanagari word is cut at each mark.
@@ -110,13 +112,6 @@ TINY_LORA: dict = {
     "modules_to_save": None,
 }
 TINY_LORA_RECIPE: dict = {**TINY_RECIPE, "learning_rate": 3e-3, "max_steps": 150}
-
-
-def num_image_tokens(config) -> int:
-    """Image tokens per tile for a GotOcr2Config: (image_size / patch_size / 4) ** 2."""
-    vc = config.vision_config
-    side = vc.image_size // vc.patch_size // 4
-    return side * side
 
 
 def _hindi_corpus(n_words: int) -> list[str]:
@@ -287,7 +282,7 @@ def load_tiny(path, **model_kwargs):
 
     model = GotOcr2ForConditionalGeneration.from_pretrained(path, **model_kwargs)
     processor = AutoProcessor.from_pretrained(path)
-    processor.num_image_tokens = num_image_tokens(model.config)
+    processor.num_image_tokens = num_image_tokens_for(model.config)
     return model, processor
 
 

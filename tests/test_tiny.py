@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from hindi_ocr import tiny
+from hindi_ocr.examples import num_image_tokens_for
 
 GOT_SPECIALS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<ref>", "</ref>", "<box>", "</box>",
@@ -46,7 +47,7 @@ def loaded(ckpt):
 
     model = GotOcr2ForConditionalGeneration.from_pretrained(ckpt)
     processor = AutoProcessor.from_pretrained(ckpt)
-    processor.num_image_tokens = tiny.num_image_tokens(model.config)
+    processor.num_image_tokens = num_image_tokens_for(model.config)
     return model, processor
 
 
@@ -115,7 +116,7 @@ def test_config_facts(loaded):
     assert cfg.text_config.vocab_size == len(tok)
     assert cfg.vision_config.initializer_range >= 1e-3  # not the 1e-10 default
     assert cfg.vision_config.image_size == 256
-    assert tiny.num_image_tokens(cfg) == (256 // 16 // 4) ** 2 == cfg.image_seq_length
+    assert num_image_tokens_for(cfg) == (256 // 16 // 4) ** 2 == cfg.image_seq_length
     assert model.generation_config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
     assert model.generation_config.pad_token_id is not None
     assert processor.image_token_id == cfg.image_token_index
@@ -124,7 +125,7 @@ def test_config_facts(loaded):
 def test_tiny_config_other_sizes():
     for size in (128, 384, 512):
         cfg = tiny.tiny_config(image_size=size)
-        assert tiny.num_image_tokens(cfg) == (size // 16 // 4) ** 2 == cfg.image_seq_length
+        assert num_image_tokens_for(cfg) == (size // 16 // 4) ** 2 == cfg.image_seq_length
     with pytest.raises(ValueError):
         tiny.tiny_config(image_size=200)
     with pytest.raises(TypeError):
@@ -162,7 +163,7 @@ def test_forward_with_labels_finite_loss(loaded):
     assert out.logits.shape[-1] == model.config.text_config.vocab_size
     # a random vision tower must not output ~0 (the 1e-10 initializer_range pitfall)
     feats = model.get_image_features(enc["pixel_values"]).pooler_output
-    assert feats.shape[1] == tiny.num_image_tokens(model.config)
+    assert feats.shape[1] == num_image_tokens_for(model.config)
     assert feats.std().item() > 1e-3
 
 
