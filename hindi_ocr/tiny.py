@@ -296,7 +296,11 @@ def main(argv=None) -> int:
     p.add_argument("--text_num_hidden_layers", type=int, default=TINY_DEFAULTS["text_num_hidden_layers"])
     p.add_argument("--vision_hidden_size", type=int, default=TINY_DEFAULTS["vision_hidden_size"])
     p.add_argument("--vision_num_hidden_layers", type=int, default=TINY_DEFAULTS["vision_num_hidden_layers"])
+    p.add_argument("--overwrite", action="store_true", help="write into a folder that already holds files")
     a = p.parse_args(argv)
+    if Path(a.out_dir).is_dir() and any(Path(a.out_dir).iterdir()) and not a.overwrite:
+        p.error(f"{a.out_dir} already holds files; choose an empty folder or pass --overwrite "
+                "(files of the same name are replaced)")
     out = build_tiny_model(
         a.out_dir, image_size=a.image_size, seed=a.seed, vocab_size=a.vocab_size,
         text_hidden_size=a.text_hidden_size, text_num_hidden_layers=a.text_num_hidden_layers,

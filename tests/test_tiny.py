@@ -197,3 +197,12 @@ def test_recipes_are_valid_trainer_and_lora_settings(tmp_path, ckpt):
     # every LM projection of every layer got an adapter
     n_layers = tiny.TINY_DEFAULTS["text_num_hidden_layers"]
     assert len(trainable) == n_layers * 7 * 2
+
+
+def test_cli_refuses_a_folder_that_holds_files(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")  # someone's own checkpoint
+    with pytest.raises(SystemExit) as exit_info:
+        tiny.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (tmp_path / "config.json").read_text() == "{}"
