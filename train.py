@@ -9,6 +9,8 @@ import logging
 
 import transformers
 
+from hindi_ocr.checks import check_training_run
+from hindi_ocr.hub import publish_run
 from hindi_ocr.training import (
     build_model_and_processor, build_trainer, evaluate_test, load_datasets, parse_args, train_and_save,
 )
@@ -20,14 +22,14 @@ def main(argv=None):
     transformers.utils.logging.set_verbosity_warning()
     transformers.set_seed(training_args.seed)
 
+    check_training_run(model_args, lora_args, training_args)  # flags, output_dir, checkpoint to resume: fail fast
     datasets = load_datasets(data_args)
     model, processor = build_model_and_processor(model_args, lora_args, training_args,
                                                  max_new_tokens=data_args.max_target_tokens + 1)
     trainer = build_trainer(model, processor, datasets, data_args, training_args)
     train_and_save(trainer, training_args, data_args)
     evaluate_test(trainer, datasets)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="End of training")
+    publish_run(trainer)  # our model card into output_dir; the final push with --push_to_hub
 
 
 if __name__ == "__main__":

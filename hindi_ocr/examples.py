@@ -8,11 +8,13 @@ a batch has the same length, so a training batch's first ``prompt_length`` colum
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .text import normalize_text
 
@@ -26,6 +28,35 @@ def num_image_tokens_for(config) -> int:
     vision = config.vision_config
     side = vision.image_size // vision.patch_size // 4
     return side * side
+
+
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """The line as an upright 8-bit RGB image, whatever the file held: the one conversion for training and reading.
+
+    EXIF orientation is applied (a phone photo stores pixels sideways); 16-bit greyscale is scaled to 8 bits (a plain
+    ``convert`` clips it to nearly all white); transparency is laid on white paper (a plain ``convert`` turns a
+    transparent background black, hiding black text); CMYK, palette and 1-bit images are converted.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257  # 0..65535 -> 0..255
+        image = Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8))
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert("RGB")
+
+
+def image_key(image: Image.Image, line_layout: str = "squash") -> str:
+    """Content hash of a line image and its layout: equal keys mean equal pixel_values (keys the feature cache)."""
+    digest = hashlib.blake2b(f"{line_layout}|{image.mode}|{image.size}|".encode(), digest_size=16)
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def letterbox(image: Image.Image, side: int) -> Image.Image:
@@ -57,8 +88,12 @@ class OcrExampleBuilder:
     processor: object
     line_layout: str = "squash"
     max_target_tokens: int = 256
+    # Set by the trainer when the image encoder is frozen (training.ImageFeatureCache): batches then carry
+    # ``image_keys``, and a batch whose images all have cached features skips the image processor.
+    feature_cache: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
+        self._prompt = None  # (input_ids, attention_mask) of one prompt: the same for every line image
         if self.line_layout not in LINE_LAYOUTS:
             raise ValueError(f"--line_layout must be one of {LINE_LAYOUTS}, got {self.line_layout!r}")
         tokenizer = self.processor.tokenizer
@@ -69,16 +104,24 @@ class OcrExampleBuilder:
 
     @property
     def image_side(self) -> int:
-        size = self.processor.image_processor.size
-        return size["height"] if isinstance(size, dict) else int(size)
+        size = self.processor.image_processor.size  # a dict, transformers 5's SizeDict, or an int
+        return int(size) if isinstance(size, int) else int(size["height"])
 
     def _prepare_image(self, image: Image.Image) -> Image.Image:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         return letterbox(image, self.image_side) if self.line_layout == "letterbox" else image
 
-    def prompt_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """GOT's OCR prompt for each image, exactly as its processor builds it: input_ids, attention_mask, pixel_values."""
+    def prompt_inputs(self, images: Sequence[Image.Image], pixels: bool = True) -> dict[str, torch.Tensor]:
+        """GOT's OCR prompt for each image, exactly as its processor builds it: input_ids, attention_mask, pixel_values.
+
+        ``pixels=False`` (the trainer holds these images' features) skips the image processor and pixel_values: the
+        prompt is the same for every line image, so it is repeated from an earlier batch.
+        """
+        if not pixels and self._prompt is not None:
+            ids, mask = self._prompt
+            return {"input_ids": ids.repeat(len(images), 1), "attention_mask": mask.repeat(len(images), 1)}
         batch = self.processor(images=[self._prepare_image(im) for im in images], return_tensors="pt")
+        self._prompt = (batch["input_ids"][:1].clone(), batch["attention_mask"][:1].clone())
         return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
 
     def target_ids(self, text: str) -> list[int]:
@@ -86,9 +129,10 @@ class OcrExampleBuilder:
         ids = self.processor.tokenizer(normalize_text(text), add_special_tokens=False)["input_ids"]
         return ids[: self.max_target_tokens] + [self.end_of_turn_id]
 
-    def training_inputs(self, images: Sequence[Image.Image], texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def training_inputs(self, images: Sequence[Image.Image], texts: Sequence[str],
+                        pixels: bool = True) -> dict[str, torch.Tensor]:
         """Prompt + target + ``<|im_end|>``, right-padded; labels are -100 on prompt and padding."""
-        prompt = self.prompt_inputs(images)
+        prompt = self.prompt_inputs(images, pixels=pixels)
         prompt_ids = prompt["input_ids"]
         targets = [self.target_ids(t) for t in texts]
         width = prompt_ids.shape[1] + max(len(t) for t in targets)
@@ -101,12 +145,20 @@ class OcrExampleBuilder:
             input_ids[row, prompt_ids.shape[1] : end] = torch.tensor(target)
             attention_mask[row, :end] = 1
             labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-                "pixel_values": prompt["pixel_values"]}
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if "pixel_values" in prompt:
+            batch["pixel_values"] = prompt["pixel_values"]
+        return batch
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
         """Data collator over dataset rows with ``image`` and ``text``."""
-        return self.training_inputs([row["image"] for row in rows], [row["text"] for row in rows])
+        images, texts = [row["image"] for row in rows], [row["text"] for row in rows]
+        if self.feature_cache is None:
+            return self.training_inputs(images, texts)
+        keys = [image_key(image, self.line_layout) for image in images]
+        batch = self.training_inputs(images, texts, pixels=not all(key in self.feature_cache for key in keys))
+        batch["image_keys"] = keys
+        return batch
 
 
 def prompt_length(labels: torch.Tensor) -> int:

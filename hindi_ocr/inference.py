@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 from PIL import Image
 
-from .examples import OcrExampleBuilder
+from .examples import OcrExampleBuilder, to_rgb
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout)
@@ -24,7 +24,9 @@ class Line:
 
 
 def lines_from_paths(paths: Sequence[str]) -> list[Line]:
-    """Image files as given, and the images inside folders (sorted by name)."""
+    """Image files as given, and the images inside folders (sorted by name); each checked before any model loads."""
+    from .rows import check_image
+
     lines = []
     for raw in paths:
         path = Path(raw)
@@ -34,14 +36,21 @@ def lines_from_paths(paths: Sequence[str]) -> list[Line]:
             lines.append(Line(str(path)))
         else:
             raise SystemExit(f"{raw}: no such image or folder")
+    for line in lines:
+        problem = check_image(line.image)
+        if problem:
+            raise SystemExit(f"{line.image}: not a readable image ({problem}); remove it from the arguments")
     return lines
 
 
 def lines_from_data_dir(data_dir: str) -> list[Line]:
     """Every row of a seed-layout folder (data.csv + images), with its transcription as reference."""
-    from .rows import read_csv_rows
+    from .rows import InvalidRowError, read_csv_rows
 
-    return [Line(row.image_path, row.text) for row in read_csv_rows(data_dir)]
+    try:
+        return [Line(row.image_path, row.text) for row in read_csv_rows(data_dir)]
+    except (InvalidRowError, FileNotFoundError) as err:
+        raise SystemExit(f"--data_dir {data_dir}: {err}") from None
 
 
 def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image]) -> list[str]:
@@ -62,7 +71,7 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
         images = []
         for line in batch:
             with Image.open(line.image) as im:
-                images.append(im.convert("RGB"))
+                images.append(to_rgb(im))
         yield from read_images(model, builder, images)
 
 

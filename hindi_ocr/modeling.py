@@ -10,6 +10,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoConfig, AutoProcessor, GotOcr2Config, GotOcr2ForConditionalGeneration
 
+from .checks import adapter_weights, check_adapter_fits, not_an_adapter
 from .examples import END_OF_TURN, num_image_tokens_for
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def check_got_ocr2(name_or_path: str, revision: str | None = None, token: str | 
     """Fail early, with the checkpoint named, when it is not a GOT-OCR2 model."""
     try:
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, token=token)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a config.json without model_type, a malformed Hub id
         raise SystemExit(
             f"--model_name_or_path {name_or_path!r}: could not load a config ({err}). Pass a local folder written by "
             "save_pretrained (e.g. from `python -m hindi_ocr.tiny DIR`) or a Hub id such as stepfun-ai/GOT-OCR-2.0-hf."
@@ -50,9 +51,15 @@ def load_processor(name_or_path: str, config: GotOcr2Config, revision: str | Non
 def load_base_model(name_or_path: str, config: GotOcr2Config, processor, dtype: str = "auto",
                     revision: str | None = None, token: str | None = None) -> GotOcr2ForConditionalGeneration:
     """The base checkpoint from safetensors only, with generation set to stop at ``<|im_end|>``."""
-    model = GotOcr2ForConditionalGeneration.from_pretrained(
-        name_or_path, config=config, revision=revision, token=token, dtype=DTYPES[dtype], use_safetensors=True
-    )
+    try:
+        model = GotOcr2ForConditionalGeneration.from_pretrained(
+            name_or_path, config=config, revision=revision, token=token, dtype=DTYPES[dtype], use_safetensors=True
+        )
+    except OSError as err:
+        hint = (" This project loads weights from safetensors only (a pytorch_model.bin is a pickle, which can run "
+                "code when loaded); re-save the model with save_pretrained, which writes model.safetensors"
+                if "safetensors" in str(err) else "")
+        raise SystemExit(f"--model_name_or_path {name_or_path!r}: {err}{hint}") from None
     configure_generation(model, processor)
     return model
 
@@ -99,15 +106,25 @@ def adapter_base_model(adapter: str, revision: str | None = None, token: str | N
     local = Path(adapter) / "adapter_config.json"
     if local.is_file():
         return json.loads(local.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if Path(adapter).is_dir():
+        raise not_an_adapter(adapter, "adapter_config.json")
     from peft import PeftConfig
 
-    return PeftConfig.from_pretrained(adapter, revision=revision, token=token).base_model_name_or_path
+    try:
+        return PeftConfig.from_pretrained(adapter, revision=revision, token=token).base_model_name_or_path
+    except Exception as err:  # noqa: BLE001 - offline, unknown repo, bad id: all end in this message
+        raise SystemExit(f"--adapter {adapter}: not a local folder, and no adapter_config.json could be fetched from "
+                         f"the Hub ({type(err).__name__}: {err})") from None
 
 
 def load_for_reading(base: str, adapter: str | None = None, revision: str | None = None,
                      adapter_revision: str | None = None, token: str | None = None, dtype: str = "auto",
-                     merge: bool = False):
-    """Model and processor for inference: the base, plus an adapter from a folder or the Hub; merged when asked."""
+                     merge: bool = False, allow_pickle_adapter: bool = False):
+    """Model and processor for inference: the base, plus an adapter from a folder or the Hub; merged when asked.
+
+    The adapter's weights must be safetensors (unless ``allow_pickle_adapter``) and must fit the base.
+    """
+    weights = adapter_weights(adapter, adapter_revision, token, allow_pickle_adapter) if adapter else None
     config = check_got_ocr2(base, revision=revision, token=token)
     processor_source = base
     if adapter and _has_processor(adapter, adapter_revision, token):
@@ -116,6 +133,7 @@ def load_for_reading(base: str, adapter: str | None = None, revision: str | None
                                revision=adapter_revision if processor_source == adapter else revision, token=token)
     model = load_base_model(base, config, processor, dtype=dtype, revision=revision, token=token)
     if adapter:
+        check_adapter_fits(model, weights, adapter, base)
         model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, token=token)
         if merge:
             model = model.merge_and_unload()
@@ -123,13 +141,16 @@ def load_for_reading(base: str, adapter: str | None = None, revision: str | None
     return model, processor
 
 
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # transformers 5 writes the first
+
+
 def _has_processor(source: str, revision: str | None, token: str | None) -> bool:
     """Adapters pushed by train.py carry the processor they were trained with; older ones may not."""
     if Path(source).is_dir():
-        return (Path(source) / "preprocessor_config.json").is_file() or (Path(source) / "processor_config.json").is_file()
+        return any((Path(source) / name).is_file() for name in PROCESSOR_FILES)
     from huggingface_hub import file_exists
 
     try:
-        return file_exists(source, "preprocessor_config.json", revision=revision, token=token)
+        return any(file_exists(source, name, revision=revision, token=token) for name in PROCESSOR_FILES)
     except Exception:  # offline or private: fall back to the base model's processor
         return False

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("image_file", "text")
 IMAGE_CHECKS = ("header", "verify", "decode")
 SPLITS = ("train", "validation", "test")
+TOO_LARGE = "too large for a text line"  # start of check_image's answer for a decompression bomb
 
 
 class InvalidRowError(ValueError):
@@ -45,10 +47,12 @@ class LineRow:
 
 
 class _Rejects:
-    """Raises the first problem, or with ``skip_invalid`` counts problems and warns once per file."""
+    """Raises the first problem, or with ``skip_invalid`` counts problems and warns once per file; also remembers
+    each image's first row, to tell a repeated row from a conflicting one."""
 
     def __init__(self, source, skip: bool):
         self.source, self.skip, self.counts, self.examples = source, skip, Counter(), []
+        self.first_row, self.repeats = {}, []
 
     def __call__(self, line: int, reason: str, detail: str):
         error = InvalidRowError(self.source, line, reason, detail)
@@ -59,6 +63,10 @@ class _Rejects:
             self.examples.append(f"line {line}: {detail}")
 
     def finish(self, kept: list[LineRow]) -> list[LineRow]:
+        if self.repeats:
+            logger.warning("%s: %d rows repeat an earlier row (same image, same text) and are kept, so those lines "
+                           "weigh more in training; lines %s", self.source, len(self.repeats),
+                           ", ".join(map(str, self.repeats[:10])) + (" ..." if len(self.repeats) > 10 else ""))
         if self.counts:
             reasons = ", ".join(f"{n} {reason}" for reason, n in self.counts.most_common())
             logger.warning("%s: skipped %d invalid rows (%s); first: %s", self.source,
@@ -87,8 +95,19 @@ def check_image(path: str, mode: str = "verify") -> str | None:
                         handle.seek(max(0, os.path.getsize(path) - 64))
                         if b"\xff\xd9" not in handle.read():
                             return "JPEG end marker missing (file truncated?)"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        return (f"{TOO_LARGE}: {error} Downscale the image; the limit guards against "
+                "decompression bombs and stays on")
+    except Exception as error:  # noqa: BLE001 - Pillow's parsers raise many types on hostile bytes; all mean "unusable"
         return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character that is not whitespace (NUL, ESC, DEL, C1...), as ``U+XXXX at position N``."""
+    for position, char in enumerate(text, 1):
+        if unicodedata.category(char) == "Cc" and not char.isspace():
+            return f"U+{ord(char):04X} at position {position}"
     return None
 
 
@@ -133,6 +152,10 @@ def _check_row(reject, line, text, image_file, located, check_images) -> LineRow
     """``located`` is (path, None) or (None, (reason, detail)) from the caller's path lookup."""
     if not text:
         return reject(line, "empty_text", "text is empty or whitespace-only")
+    control = _control_character(text)
+    if control:
+        return reject(line, "control_character", f"text has control character {control}; remove it (a "
+                      "transcription never contains one: the file may be corrupt)")
     if not image_file:
         return reject(line, "missing_image", "image file name is empty")
     path, problem = located
@@ -140,8 +163,16 @@ def _check_row(reject, line, text, image_file, located, check_images) -> LineRow
         return reject(line, *problem)
     problem = check_image(path, check_images)
     if problem:
-        return reject(line, "bad_image", f"image {path} is unreadable or truncated ({problem})")
-    return LineRow(path, text, image_file, str(reject.source), line)
+        detail = problem if problem.startswith(TOO_LARGE) else f"unreadable or truncated ({problem})"
+        return reject(line, "bad_image", f"image {path} is {detail}")
+    row = LineRow(path, text, image_file, str(reject.source), line)
+    first = reject.first_row.setdefault(path, row)
+    if first is not row:
+        if first.text != text:
+            return reject(line, "conflicting_text", f"image {image_file!r} is also on line {first.line} with "
+                          f"another text ({first.text!r} there, {text!r} here); keep the right one")
+        reject.repeats.append(line)
+    return row
 
 
 def default_image_dir(csv_path) -> str:
@@ -179,6 +210,10 @@ def read_csv_rows(csv_path, image_dir=None, *, skip_invalid: bool = False, check
             if not record:  # blank line
                 continue
             fields = dict(zip(header, record))
+            if any(value.strip() for value in record[len(header):]):
+                reject(line, "extra_fields", f"{len(record)} fields but the header has {len(header)}; "
+                       'put text that contains a comma in double quotes ("like, this")')
+                continue
             bad = _bad_bytes({c: fields.get(c) for c in REQUIRED_COLUMNS})
             if bad:
                 reject(line, "not_utf8", bad)

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 import yaml
 from transformers import EarlyStoppingCallback, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from .hub import HubTokenNotPickled, write_model_card
 from .inference import save_settings
 from .examples import IGNORE_INDEX, LINE_LAYOUTS, OcrExampleBuilder, prompt_length
 from .modeling import attach_lora, check_got_ocr2, configure_generation, load_base_model, load_processor
@@ -82,8 +84,9 @@ class LoraArguments:
 
 
 @dataclass
-class OcrTrainingArguments(Seq2SeqTrainingArguments):
-    """Seq2SeqTrainingArguments with the seed recipe's defaults (LoRA, lr 2e-5, batch 1 x 4, 1000 steps)."""
+class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
+    """Seq2SeqTrainingArguments with the seed recipe's defaults (LoRA, lr 2e-5, batch 1 x 4, 1000 steps); pickled
+    (training_args.bin) without the Hub token."""
 
     output_dir: str = field(default="outputs/got-ocr2-hindi", metadata={"help": "Where checkpoints are written."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate."})
@@ -103,25 +106,120 @@ class OcrTrainingArguments(Seq2SeqTrainingArguments):
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without a better metric_for_best_model."}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Write into an output_dir that already holds files (a previous run); files of "
+                                         "the same name are replaced, nothing is deleted."}
+    )
+    image_feature_cache_mb: int = field(
+        default=2048, metadata={"help": "Vision tower and projector frozen (LoRA on the language model only): keep "
+                                        "each line image's features in RAM, up to this many MiB, so the encoder runs "
+                                        "once per distinct image instead of every epoch; 0 encodes at every step."}
+    )
+
+
+class ImageFeatureCache:
+    """Projected image features of a frozen vision tower + projector, by image content key, in host memory.
+
+    A frozen encoder gives the same features for the same pixels at every step, so each distinct line image is
+    encoded once (without autograd) and reused in later epochs and evaluations. Entries are added until ``max_bytes``
+    is reached; images that do not fit are encoded whenever they come (nothing is evicted).
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.nbytes, self.hits, self.misses = max_bytes, 0, 0, 0
+        self._features: dict[str, torch.Tensor] = {}
+
+    def __contains__(self, key) -> bool:
+        return key in self._features
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def features(self, keys, pixel_values, encode, device) -> torch.Tensor:
+        """(batch, image tokens, hidden) features for ``keys``; ``encode`` runs on the pixel_values rows not cached."""
+        missing = [i for i, key in enumerate(keys) if key not in self._features]
+        self.hits, self.misses = self.hits + len(keys) - len(missing), self.misses + len(missing)
+        fresh = {}
+        if missing:
+            if pixel_values is None:
+                raise RuntimeError("a batch without pixel_values has images whose features are not cached")
+            encoded = encode(pixel_values if len(missing) == len(keys) else pixel_values[missing])
+            for row, i in zip(encoded, missing):
+                fresh[keys[i]] = row
+                if keys[i] not in self._features and self.nbytes + row.nbytes <= self.max_bytes:
+                    self._features[keys[i]] = row.detach().to("cpu", copy=True)
+                    self.nbytes += row.nbytes
+        return torch.stack([fresh[key] if key in fresh else self._features[key].to(device) for key in keys])
+
+
+def image_encoder_frozen(model) -> bool:
+    """True when no weight of the vision tower or projector trains and neither has dropout: features are fixed."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = getattr(base, "model", None)
+    parts = [getattr(inner, name, None) for name in ("vision_tower", "multi_modal_projector")]
+    if any(part is None for part in parts) or any(p.requires_grad for part in parts for p in part.parameters()):
+        return False
+    if getattr(getattr(base.config, "vision_config", None), "attention_dropout", 0.0):
+        return False
+    return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for part in parts for m in part.modules())
 
 
 class OcrTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose generation reads from the prompt part of each batch (a decoder-only model)."""
 
+    def __init__(self, *args, data_args: DataArguments | None = None, splits=None,
+                 image_feature_cache: ImageFeatureCache | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_args, self.splits = data_args, splits  # what the model card says about the data
+        self.image_feature_cache = image_feature_cache  # set when the image encoder is frozen
+
+    def _with_image_features(self, model, inputs, always: bool = False):
+        """``inputs`` with the images encoded once, without autograd (``mm_encoder_outputs``): through the feature
+        cache when the encoder is frozen, or ``always`` (evaluation: one encoding for both the loss and generation)."""
+        inputs = dict(inputs)
+        keys = inputs.pop("image_keys", None)
+        cached = self.image_feature_cache is not None and keys is not None
+        if not (cached or always) or "mm_encoder_outputs" in inputs:
+            return inputs
+        pixel_values = inputs.pop("pixel_values", None)
+        encoder = self.accelerator.unwrap_model(model)
+
+        def encode(pixels):
+            with torch.no_grad(), self.accelerator.autocast():
+                return encoder.get_image_features(pixel_values=pixels.to(encoder.dtype)).pooler_output
+
+        if cached:
+            features = self.image_feature_cache.features(keys, pixel_values, encode, encoder.device)
+        else:
+            features = encode(pixel_values)
+        inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+        return inputs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = self._with_image_features(model, inputs)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def create_model_card(self, **kwargs):
+        """Our card (hindi_ocr.hub), not the Trainer's draft; Trainer.push_to_hub calls this before uploading."""
+        if self.is_world_process_zero():
+            write_model_card(self)
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         if not self.args.predict_with_generate or prediction_loss_only:
+            inputs = self._with_image_features(model, self._prepare_inputs(inputs))
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
         inputs = self._prepare_inputs(inputs)
         gen_kwargs = gen_kwargs or {k: v for k, v in getattr(self, "_gen_kwargs", {}).items() if v is not None}
         gen_kwargs.pop("max_length", None)  # a decoder-only length would count the prompt; max_new_tokens is set
         with torch.no_grad():
+            inputs = self._with_image_features(model, inputs, always=True)
             with self.compute_loss_context_manager():
                 loss = model(**inputs).loss.detach()
             start = prompt_length(inputs["labels"])
             generated = model.generate(
                 input_ids=inputs["input_ids"][:, :start],
                 attention_mask=inputs["attention_mask"][:, :start],
-                pixel_values=inputs["pixel_values"],
+                mm_encoder_outputs=inputs["mm_encoder_outputs"],
                 **gen_kwargs,
             )[:, start:]
         return loss, generated, inputs["labels"]
@@ -165,8 +263,13 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
     callbacks = []
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
+    cache = None
+    if image_encoder_frozen(model):
+        cache = ImageFeatureCache(max(0, getattr(training_args, "image_feature_cache_mb", 0)) * 2**20)
+        logger.info("image encoder frozen: features computed without autograd, cached up to %d MiB",
+                    cache.max_bytes >> 20)
     collator = OcrExampleBuilder(processor, line_layout=data_args.line_layout,
-                                 max_target_tokens=data_args.max_target_tokens)
+                                 max_target_tokens=data_args.max_target_tokens, feature_cache=cache)
     return OcrTrainer(
         model=model,
         args=training_args,
@@ -176,6 +279,9 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
         processing_class=processor,
         compute_metrics=make_compute_metrics(processor.tokenizer, data_args.num_sample_predictions),
         callbacks=callbacks,
+        data_args=data_args,
+        splits=datasets,
+        image_feature_cache=cache,
     )
 
 
@@ -201,9 +307,14 @@ def parse_args(argv: list[str] | None = None):
 def load_datasets(data_args: DataArguments):
     """The line dataset named by the flags, cut to --max_*_samples."""
     from .data import load_line_dataset
+    from .rows import InvalidRowError
 
-    datasets = load_line_dataset(data_args.dataset_name, data_args.dataset_config_name, data_dir=data_args.data_dir,
-                                 **parse_options(data_args.dataset_options))
+    try:
+        datasets = load_line_dataset(data_args.dataset_name, data_args.dataset_config_name,
+                                     data_dir=data_args.data_dir, **parse_options(data_args.dataset_options))
+    except InvalidRowError as err:  # before any model loads: fix the data or skip bad rows
+        raise SystemExit(f"{err}\nFix it, or pass --dataset_options skip_invalid=true to skip bad rows "
+                         "(each skipped row is counted, with its reason, in the log).") from None
     return select_samples(datasets, data_args)
 
 
@@ -234,7 +345,7 @@ def select_samples(datasets, data_args: DataArguments):
 def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments) -> dict:
     """Train (or resume), then write the adapter/model, processor, reading settings and metrics to output_dir."""
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
+    trainer.save_model(_internal_call=True)  # no push yet: hindi_ocr.hub.publish_run pushes once tested
     if trainer.is_world_process_zero():
         save_settings(training_args.output_dir, data_args.line_layout)
     trainer.log_metrics("train", result.metrics)

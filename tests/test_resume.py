@@ -1,0 +1,162 @@
+"""Interrupted training: a run killed with SIGKILL after a checkpoint resumes to the same adapter as a run that was
+never stopped, whether --resume_from_checkpoint names the folder or says true; half-written checkpoints are skipped
+(true) or refused (named) with a message."""
+
+import csv
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train
+from hindi_ocr.checkpoints import checkpoint_problem, resume_point
+from hindi_ocr.render import devanagari_fonts, render_line
+from hindi_ocr.tiny import build_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+LINES = ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो", "पानी गरम है"]
+ADAPTER = "adapter_model.safetensors"
+STEPS = 4
+# A high learning rate, so that two missing or repeated steps (or a lost optimizer/scheduler state) move the
+# adapter far beyond the comparison tolerance; LoRA dropout stays on, so the RNG state must be restored too.
+RECIPE = ["--max_steps", str(STEPS), "--save_steps", "2", "--learning_rate", "5e-3", "--lora_r", "4",
+          "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--seed", "7",
+          "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "1", "--max_target_tokens", "16",
+          "--dataset_options", "validation_ratio=0,test_ratio=0"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """The tiny base, a CSV folder of rendered lines, and an uninterrupted reference run."""
+    root = tmp_path_factory.mktemp("resume")
+    model = build_tiny_model(root / "tiny")
+    data = root / "data"
+    data.mkdir()
+    font = devanagari_fonts("Hind")[0]
+    with open(data / "data.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_file", "text"])
+        for i, text in enumerate(LINES):
+            render_line(text, font, size=20).save(data / f"{i}.png")
+            writer.writerow([f"{i}.png", text])
+    reference = root / "reference"
+    train.main(flags(model, data, reference))
+    return model, data, reference
+
+
+def flags(model, data, out, *extra):
+    return ["--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir", str(out), *RECIPE, *extra]
+
+
+def assert_same_adapter(got: Path, want: Path):
+    got, want = load_file(got / ADAPTER), load_file(want / ADAPTER)
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def kill_after_first_checkpoint(model, data, out) -> None:
+    """train.py in a subprocess, SIGKILLed as soon as checkpoint-2 is complete (a kill gives no chance to clean up)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "train.py", *flags(model, data, out)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = out / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    try:
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint-2 within 300 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / ADAPTER).exists(), "the run finished before the kill: nothing was interrupted"
+
+
+def test_killed_run_resumes_to_the_uninterrupted_adapter(setup, tmp_path, caplog):
+    model, data, reference = setup
+    out = tmp_path / "killed"
+    kill_after_first_checkpoint(model, data, out)
+    again = tmp_path / "killed_again"
+    shutil.copytree(out, again)
+
+    # The kill left checkpoint-2 whole; here are two that a kill during a later save (or a full disk) leaves.
+    cut = again / "checkpoint-98"
+    shutil.copytree(again / "checkpoint-2", cut)
+    (cut / "trainer_state.json").unlink()
+    short = again / "checkpoint-99"
+    shutil.copytree(again / "checkpoint-2", short)
+    data_bytes = (short / ADAPTER).read_bytes()
+    (short / ADAPTER).write_bytes(data_bytes[: len(data_bytes) // 2])
+
+    train.main(flags(model, data, out, "--resume_from_checkpoint", str(out / "checkpoint-2")))
+    assert_same_adapter(out, reference)
+
+    with caplog.at_level(logging.WARNING, logger="hindi_ocr.checkpoints"):
+        train.main(flags(model, data, again, "--resume_from_checkpoint", "true"))
+    assert_same_adapter(again, reference)
+    skipped = [r.getMessage() for r in caplog.records if r.name == "hindi_ocr.checkpoints"]
+    assert skipped[:2] == [
+        f"skipping {short}: {ADAPTER} is {len(data_bytes) // 2} bytes, its header says {len(data_bytes)} (cut "
+        "short) (a save was interrupted); trying the one before",
+        f"skipping {cut}: missing trainer_state.json (a save was interrupted); trying the one before",
+    ]
+
+    # The tolerance above tells runs apart: the checkpoint two steps short is far from the final adapter.
+    with pytest.raises(AssertionError):
+        assert_same_adapter(reference / "checkpoint-2", reference)
+
+
+def test_incomplete_checkpoints_are_told_apart_and_named(setup, tmp_path):
+    _, _, reference = setup
+    complete = reference / "checkpoint-2"
+    assert checkpoint_problem(complete) is None and checkpoint_problem(reference / "checkpoint-4") is None
+
+    def broken(name, damage):
+        folder = tmp_path / "run" / name
+        shutil.copytree(complete, folder)
+        damage(folder)
+        return checkpoint_problem(folder)
+
+    def cut(file, keep):
+        return lambda folder: (folder / file).write_bytes((folder / file).read_bytes()[:keep])
+
+    assert broken("checkpoint-3", lambda f: (f / "optimizer.pt").unlink()) == "missing optimizer.pt"
+    assert broken("checkpoint-4", lambda f: (f / "rng_state.pth").unlink()) == "missing rng_state.pth"
+    assert broken("checkpoint-5", lambda f: (f / ADAPTER).unlink()) == (
+        "missing adapter_model.safetensors or model.safetensors")
+    assert broken("checkpoint-6", cut("optimizer.pt", 1000)) == (
+        "optimizer.pt is cut short (no zip directory at its end)")
+    assert broken("checkpoint-7", cut("trainer_state.json", 20)) == "trainer_state.json is not valid JSON (cut short)"
+    assert broken("checkpoint-8", cut(ADAPTER, 4)).startswith(f"{ADAPTER} has no readable safetensors header")
+    shutil.copytree(complete, tmp_path / "run" / "checkpoint-1")
+
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as caught:
+        resume_point(str(run / "checkpoint-6"), str(run))
+    assert str(caught.value) == (
+        f"--resume_from_checkpoint {run / 'checkpoint-6'}: cannot resume from it: optimizer.pt is cut short (no zip "
+        "directory at its end) (a save interrupted by a kill or a full disk leaves such a folder); the newest "
+        f"complete one beside it is {run / 'checkpoint-1'}: pass that, or true")
+    assert resume_point("true", str(run)) == str(run / "checkpoint-1")
+    assert resume_point("checkpoint-1", str(run)) == str(run / "checkpoint-1")  # a bare name is looked up in run
+    assert resume_point("false", str(run)) is None and resume_point(None, str(run)) is None
+
+    shutil.rmtree(run / "checkpoint-1")
+    with pytest.raises(SystemExit, match=f"^--resume_from_checkpoint true: no complete checkpoint-N folder in "
+                                         f"--output_dir {run}; drop the flag"):
+        resume_point("true", str(run))
+    with pytest.raises(SystemExit, match=f"^--resume_from_checkpoint {tmp_path / 'nowhere'}: no such folder"):
+        resume_point(str(tmp_path / "nowhere"), str(run))
