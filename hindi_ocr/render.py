@@ -267,3 +267,28 @@ def generate_lines(n: int | None, seed: int = 0, text_file=None, min_words: int 
         line = " ".join(words[min(i, len(words) - 1)] for i in picks)
         lines.append(line + "।" if rng.random() < 0.25 else line)
     return lines
+
+
+def write_line_folder(root, lines, font: str = "Hind-Regular", size: int = 32, test_samples: bool = False,
+                      image_name: str = "{}.png") -> Path:
+    """A seed-layout folder of rendered lines: ``data.csv`` + ``output_images/N.png`` (for demos, tests, benches).
+
+    ``test_samples`` copies the same lines into ``TestSamples/`` so a run's test split scores what it trained on.
+    """
+    import csv
+    import shutil
+
+    root = Path(root)
+    face = devanagari_fonts(font)[0]
+    (root / "output_images").mkdir(parents=True)
+    with open(root / "data.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_file", "text"])
+        for i, text in enumerate(lines):
+            render_line(text, face, size=size).save(root / "output_images" / image_name.format(i))
+            writer.writerow([image_name.format(i), text])
+    if test_samples:
+        (root / "TestSamples").mkdir()
+        shutil.copy(root / "data.csv", root / "TestSamples" / "data.csv")
+        shutil.copytree(root / "output_images", root / "TestSamples" / "output_images")
+    return root

@@ -1,6 +1,5 @@
 """Wrong flags end in SystemExit naming the flag and what to do, before anything slow or destructive happens."""
 
-import csv
 import logging
 import re
 
@@ -12,7 +11,7 @@ import infer
 import train
 from hindi_ocr.checks import adapter_mismatches
 from hindi_ocr.modeling import attach_lora
-from hindi_ocr.render import devanagari_fonts, render_line
+from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model, load_tiny
 
 LINES = ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो", "पानी गरम है"]
@@ -28,15 +27,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lines")
-    font = devanagari_fonts("Hind")[0]
-    with open(root / "data.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for i, text in enumerate(LINES):
-            render_line(text, font, size=20).save(root / f"{i}.png")
-            writer.writerow([f"{i}.png", text])
-    return root
+    return write_line_folder(tmp_path_factory.mktemp("lines"), LINES, size=20)
 
 
 def run_train(model, data, out, *extra):
@@ -70,7 +61,7 @@ def test_a_checkpoint_that_is_not_got_ocr2(tmp_path, data):
     assert exit_message(run_train, bert, data, tmp_path / "out") == (
         f"--model_name_or_path {str(bert)!r} is a 'bert' model; this project fine-tunes GOT-OCR2 (model_type "
         "'got_ocr2'), e.g. stepfun-ai/GOT-OCR-2.0-hf.")
-    image = data / "0.png"
+    image = data / "output_images" / "0.png"
     assert exit_message(infer.main, ["--model_name_or_path", str(bert), str(image)]).startswith(
         f"--model_name_or_path {str(bert)!r} is a 'bert' model")
 
@@ -89,7 +80,7 @@ def test_max_steps_must_count_updates(tmp_path, tiny, data, steps):
 @pytest.mark.parametrize("flag", ["--batch_size", "--max_new_tokens"])
 def test_infer_counts_must_be_positive(tmp_path, data, flag, capsys):
     with pytest.raises(SystemExit) as caught:
-        infer.main([flag, "0", str(data / "0.png")])
+        infer.main([flag, "0", str(data / "output_images" / "0.png")])
     assert caught.value.code == 2
     assert f"argument {flag}: invalid positive_int value: '0'" in capsys.readouterr().err
 
@@ -139,7 +130,7 @@ def test_an_adapter_for_another_base_is_refused_naming_both(tmp_path, tiny, adap
     assert adapter_mismatches(GotOcr2ForConditionalGeneration.from_pretrained(tiny), adapter /
                               "adapter_model.safetensors") == []
     message = exit_message(infer.main, ["--model_name_or_path", str(other), "--adapter", str(adapter),
-                                        str(data / "0.png")])
+                                        str(data / "output_images" / "0.png")])
     assert message.startswith(f"--adapter {adapter} does not fit the base model {other}: it was trained on "
                               f"{str(tiny)!r} (base_model_name_or_path in its adapter_config.json) and 6 of its "
                               "tensors do not match this base, e.g. ")
@@ -149,12 +140,12 @@ def test_an_adapter_for_another_base_is_refused_naming_both(tmp_path, tiny, adap
                             "trained on")
 
     capsys.readouterr()
-    infer.main(["--adapter", str(adapter), "--max_new_tokens", "2", str(data / "0.png")])  # its own base: fits
-    assert capsys.readouterr().out.startswith(f"{data / '0.png'}\t")
+    infer.main(["--adapter", str(adapter), "--max_new_tokens", "2", str(data / "output_images" / "0.png")])  # its own base: fits
+    assert capsys.readouterr().out.startswith(f"{data / 'output_images' / '0.png'}\t")
 
 
 def test_adapter_flag_pointing_elsewhere(tmp_path, tiny, data):
-    image = str(data / "0.png")
+    image = str(data / "output_images" / "0.png")
     for args in (["--adapter", str(tiny)], ["--model_name_or_path", str(tiny), "--adapter", str(tiny)]):
         missing = "adapter_config.json" if len(args) == 2 else "adapter_model.safetensors"
         assert exit_message(infer.main, [*args, image]) == (

@@ -6,7 +6,6 @@ One tiny training run (module-scoped, a subprocess pushing with an explicit --hu
 environment) is shared by the model tests; the dataset test uses conftest's in-process ``local_hub``.
 """
 
-import csv
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import torch
 import yaml
 from huggingface_hub import DatasetCard, ModelCard
 
-from hindi_ocr.render import devanagari_fonts, render_line
+from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model
 from hub_server import LocalHub
 
@@ -34,19 +33,6 @@ SPLIT_OPTIONS = "validation_ratio=0.25,test_ratio=0.25"
 MAX_NEW_TOKENS = 21  # what train.py generates with --max_target_tokens 20, and what the card's code uses
 ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", "processor_config.json", "tokenizer.json",
                  "tokenizer_config.json", "hindi_ocr.json", "README.md", "test_results.json"}
-
-
-def write_lines(folder: Path) -> Path:
-    """A seed-layout folder: data.csv + output_images/lineN.png rendered with Hind."""
-    (folder / "output_images").mkdir(parents=True)
-    font = next(f for f in devanagari_fonts() if f.name == "Hind-Regular")
-    with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for number, text in enumerate(LINES):
-            render_line(text, font, 20).save(folder / "output_images" / f"line{number}.png")
-            writer.writerow([f"line{number}.png", text])
-    return folder
 
 
 def hub_env(hub: LocalHub, home: Path, token: str | None) -> dict:
@@ -87,7 +73,7 @@ def pushed(tmp_path_factory):
     hub.add_token(EXPLICIT_TOKEN)
     try:
         model = build_tiny_model(root / "tiny")
-        data = write_lines(root / "data")
+        data = write_line_folder(root / "data", LINES, size=20, image_name="line{}.png")
         out = root / "out"
         checkpoint_failure = hub.fail_next(rf"/{MODEL_REPO}/commit/", status=500, times=1)
         # No HF_TOKEN and an empty HF_HOME: the pushes can only succeed with the token given on the command line.
@@ -237,7 +223,7 @@ def test_dataset_publish_then_load_dataset_returns_the_same_lines(local_hub, tmp
     from dataset_builder import publish
     from hindi_ocr.data import load_line_dataset
 
-    data = write_lines(tmp_path / "data")
+    data = write_line_folder(tmp_path / "data", LINES, size=20, image_name="line{}.png")
     publish.main(["--data_dir", str(data), "--repo_id", "test-user/hindi-lines", "--dataset_options", SPLIT_OPTIONS])
     files = local_hub.repo_files("test-user/hindi-lines", repo_type="dataset")
     assert {name.split("-")[0] for name in files if name.endswith(".parquet")} == {

@@ -2,7 +2,6 @@
 never stopped, whether --resume_from_checkpoint names the folder or says true; half-written checkpoints are skipped
 (true) or refused (named) with a message."""
 
-import csv
 import logging
 import os
 import shutil
@@ -18,7 +17,7 @@ from safetensors.torch import load_file
 
 import train
 from hindi_ocr.checkpoints import checkpoint_problem, resume_point
-from hindi_ocr.render import devanagari_fonts, render_line
+from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,15 +37,7 @@ def setup(tmp_path_factory):
     """The tiny base, a CSV folder of rendered lines, and an uninterrupted reference run."""
     root = tmp_path_factory.mktemp("resume")
     model = build_tiny_model(root / "tiny")
-    data = root / "data"
-    data.mkdir()
-    font = devanagari_fonts("Hind")[0]
-    with open(data / "data.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for i, text in enumerate(LINES):
-            render_line(text, font, size=20).save(data / f"{i}.png")
-            writer.writerow([f"{i}.png", text])
+    data = write_line_folder(root / "data", LINES, size=20)
     reference = root / "reference"
     train.main(flags(model, data, reference))
     return model, data, reference

@@ -1,6 +1,5 @@
 """The promises of SECURITY.md: no code from the Hub, no unpickling of weights, no token on disk or on screen."""
 
-import csv
 import re
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from transformers import TrainerState
 import infer
 import train
 from hindi_ocr.modeling import attach_lora
-from hindi_ocr.render import devanagari_fonts, render_line
+from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model, load_tiny
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,15 +36,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lines")
-    font = devanagari_fonts("Hind")[0]
-    with open(root / "data.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for i, text in enumerate(["नमस्ते दुनिया", "भारत एक देश है"]):
-            render_line(text, font, size=20).save(root / f"{i}.png")
-            writer.writerow([f"{i}.png", text])
-    return root
+    return write_line_folder(tmp_path_factory.mktemp("lines"), ["नमस्ते दुनिया", "भारत एक देश है"], size=20)
 
 
 def project_sources() -> list[Path]:
@@ -74,7 +65,7 @@ def test_a_pickle_only_base_model_is_refused_unopened(tmp_path, tiny, data):
     marker = tmp_path / "code-ran"
     torch.save({"weights": Payload(marker)}, model / "pytorch_model.bin")
     with pytest.raises(SystemExit) as caught:
-        infer.main(["--model_name_or_path", str(model), str(data / "0.png")])
+        infer.main(["--model_name_or_path", str(model), str(data / "output_images" / "0.png")])
     assert str(caught.value).startswith(f"--model_name_or_path {str(model)!r}: ")
     assert "no file named model.safetensors" in str(caught.value)
     assert str(caught.value).endswith("This project loads weights from safetensors only (a pytorch_model.bin is a "
@@ -96,7 +87,7 @@ def test_a_pickle_adapter_needs_allow_pickle_adapter_and_still_runs_no_code(tmp_
     pickled.mkdir()
     (pickled / "adapter_config.json").write_bytes((adapter / "adapter_config.json").read_bytes())
     torch.save(load_file(adapter / "adapter_model.safetensors"), pickled / "adapter_model.bin")
-    image = str(data / "0.png")
+    image = str(data / "output_images" / "0.png")
     with pytest.raises(SystemExit) as caught:
         infer.main(["--adapter", str(pickled), image])
     assert str(caught.value) == (
