@@ -21,45 +21,52 @@ _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
 @dataclass
-class CsvConfig(datasets.BuilderConfig):
+class AnnotatedConfig(datasets.BuilderConfig):
+    """Options shared by the configs that read your annotation files; the cache key covers those files' size and
+    modification time, so editing a CSV/JSON rebuilds the dataset."""
+
+    validation_ratio: float = 0.05
+    test_ratio: float = 0.05
+    split_seed: int = 42
+    skip_invalid: bool = False
+    check_images: str = "verify"
+
+    def annotation_files(self) -> list[str]:
+        raise NotImplementedError
+
+    def create_config_id(self, config_kwargs, custom_features=None):
+        fingerprint = rows.fingerprint(self.annotation_files())
+        return super().create_config_id({**config_kwargs, "inputs": fingerprint}, custom_features)
+
+
+@dataclass
+class CsvConfig(AnnotatedConfig):
     """Seed layout: DIR/data.csv (image_file,text), images in DIR/output_images/ (or beside the CSV), and
     DIR/TestSamples/data.csv as the test split when present; missing splits are carved off by seeded hash."""
 
     csv_file: str = "data.csv"
     image_dir: Optional[str] = None
     test_dir: str = "TestSamples"
-    validation_ratio: float = 0.05
-    test_ratio: float = 0.05
-    split_seed: int = 42
-    skip_invalid: bool = False
-    check_images: str = "verify"
 
     def inputs(self):
         return rows.find_csv_inputs(self.data_dir, self.data_files, self.csv_file, self.image_dir,
                                     self.test_dir)
 
-    def create_config_id(self, config_kwargs, custom_features=None):
-        files = [path for entries in self.inputs().values() for path, _ in entries]
-        return super().create_config_id({**config_kwargs, "inputs": rows.fingerprint(files)}, custom_features)
+    def annotation_files(self):
+        return [path for entries in self.inputs().values() for path, _ in entries]
 
 
 @dataclass
-class SwiftJsonConfig(datasets.BuilderConfig):
+class SwiftJsonConfig(AnnotatedConfig):
     """ms-swift rows {"query", "response", "images": [path]} from a JSON array or JSONL file."""
 
     json_file: Optional[str] = None
-    validation_ratio: float = 0.05
-    test_ratio: float = 0.05
-    split_seed: int = 42
-    skip_invalid: bool = False
-    check_images: str = "verify"
 
     def inputs(self):
         return rows.find_json_inputs(self.data_dir, self.data_files, self.json_file)
 
-    def create_config_id(self, config_kwargs, custom_features=None):
-        files = [path for paths in self.inputs().values() for path in paths]
-        return super().create_config_id({**config_kwargs, "inputs": rows.fingerprint(files)}, custom_features)
+    def annotation_files(self):
+        return [path for paths in self.inputs().values() for path in paths]
 
 
 @dataclass
