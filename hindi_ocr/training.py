@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,15 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
                                         "once per distinct image instead of every epoch; 0 encodes at every step."}
     )
 
+    def __post_init__(self):
+        # torchrun / accelerate launch on a machine without an accelerator: accelerate only sets up CPU data
+        # parallelism (gloo) when told the run is on CPU; otherwise every process trains and evaluates alone
+        # (no gradient all-reduce, each rank's CER from its own shard).
+        if (not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
+                and not torch.accelerator.is_available()):
+            self.use_cpu = True
+        super().__post_init__()
+
 
 class ImageFeatureCache:
     """Projected image features of a frozen vision tower + projector, by image content key, in host memory.
@@ -203,6 +214,14 @@ class OcrTrainer(Seq2SeqTrainer):
         """Our card (hindi_ocr.hub), not the Trainer's draft; Trainer.push_to_hub calls this before uploading."""
         if self.is_world_process_zero():
             write_model_card(self)
+
+    def evaluation_loop(self, *args, **kwargs):
+        """Gather with ``gather_for_metrics``: Seq2SeqTrainer.evaluate/predict switch to ``accelerator.gather``, which
+        keeps the lines a distributed sampler repeats to fill the last batch, so a data-parallel eval would count
+        some lines twice in CER/WER and the loss."""
+        self.gather_function = partial(self.accelerator.gather_for_metrics,
+                                       use_gather_object=self.args.eval_use_gather_object)
+        return super().evaluation_loop(*args, **kwargs)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         if not self.args.predict_with_generate or prediction_loss_only:
