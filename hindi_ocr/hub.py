@@ -335,6 +335,11 @@ def push_run(trainer, commit_message: str = "End of training") -> None:
     from transformers.trainer_utils import get_last_checkpoint
 
     args = trainer.args
+    if not trainer.is_world_process_zero():
+        # Other processes take part in the save inside push_to_hub (FSDP / ZeRO-3 gather the weights), then return
+        # without uploading: no retries and no "pushed" line from them.
+        trainer.push_to_hub(commit_message=commit_message)
+        return
     repo_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id
     last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     rerun = (f", or rerun train.py with the same flags plus --resume_from_checkpoint {shlex.quote(last)} "

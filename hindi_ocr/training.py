@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "stepfun-ai/GOT-OCR-2.0-hf"
 DEFAULT_DATASET = "./dataset_builder"
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")  # as accelerate
 
 
 @dataclass
@@ -119,12 +120,17 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
     )
 
     def __post_init__(self):
+        launched = max(int(os.environ.get(name) or 1) for name in WORLD_SIZE_VARIABLES) > 1
         # torchrun / accelerate launch on a machine without an accelerator: accelerate only sets up CPU data
         # parallelism (gloo) when told the run is on CPU; otherwise every process trains and evaluates alone
         # (no gradient all-reduce, each rank's CER from its own shard).
-        if (not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
-                and not torch.accelerator.is_available()):
+        if launched and not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
+        # One process: accelerate would look for a process group for --ddp_backend and fail; the same flags must
+        # work with and without a launcher.
+        if not launched and self.ddp_backend:
+            logger.info("--ddp_backend %s ignored: not launched with torchrun/accelerate launch", self.ddp_backend)
+            self.ddp_backend = None
         super().__post_init__()
 
 
