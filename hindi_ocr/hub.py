@@ -17,6 +17,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants
 
+from .examples import to_rgb
+
 logger = logging.getLogger(__name__)
 
 LICENSE = "apache-2.0"  # GOT-OCR2's licence, which a fine-tune of it keeps
@@ -72,7 +74,7 @@ def write_samples(output_dir: Path, splits, count: int = NUM_SAMPLES) -> tuple[s
     rows = splits[split].select(range(min(count, len(splits[split]))))
     for number, row in enumerate(rows, start=1):
         name = f"{SAMPLES_DIR}/{number}.png"
-        row["image"].convert("RGB").save(output_dir / name)
+        to_rgb(row["image"]).save(output_dir / name)
         samples.append((name, row["text"]))
     return split, samples
 

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 from PIL import Image
 
-from .examples import OcrExampleBuilder, to_rgb
+from .examples import OcrExampleBuilder
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout)
@@ -68,10 +68,10 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     """Predictions for lines in order, decoding each batch's images only when it is its turn."""
     for start in range(0, len(lines), batch_size):
         batch = lines[start : start + batch_size]
-        images = []
-        for line in batch:
-            with Image.open(line.image) as im:
-                images.append(to_rgb(im))
+        # load() reads the pixels and closes the file; the builder makes them upright RGB (to_rgb) once
+        images = [Image.open(line.image) for line in batch]
+        for image in images:
+            image.load()
         yield from read_images(model, builder, images)
 
 
