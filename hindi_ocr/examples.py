@@ -9,6 +9,7 @@ a batch has the same length, so a training batch's first ``prompt_length`` colum
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -20,7 +21,7 @@ from .text import normalize_text
 
 IGNORE_INDEX = -100
 END_OF_TURN = "<|im_end|>"
-LINE_LAYOUTS = ("squash", "letterbox")
+LINE_LAYOUTS = ("squash", "letterbox", "fold")
 
 
 def num_image_tokens_for(config) -> int:
@@ -69,6 +70,26 @@ def letterbox(image: Image.Image, side: int) -> Image.Image:
     return canvas
 
 
+def fold(image: Image.Image) -> Image.Image:
+    """Cut a wide line into k pieces stacked top to bottom (k = round(sqrt(width / height))), so it is about square.
+
+    Squashing a 15:1 line into a square stretches it 15x vertically: every row of image tokens sees the same
+    characters, and a row of 4-16 tokens must hold the whole line. Folded, each row of tokens holds 1/k of the
+    line at a natural aspect ratio. The pieces are in reading order; the processor then resizes the stack to its
+    square input.
+    """
+    image = image.convert("RGB")
+    pieces = max(1, round(math.sqrt(image.width / image.height)))
+    if pieces == 1:
+        return image
+    piece_width = math.ceil(image.width / pieces)
+    canvas = Image.new("RGB", (piece_width, image.height * pieces), _paper_colour(image))
+    for i in range(pieces):
+        canvas.paste(image.crop((i * piece_width, 0, min(image.width, (i + 1) * piece_width), image.height)),
+                     (0, i * image.height))
+    return canvas
+
+
 def _paper_colour(image: Image.Image) -> tuple[int, int, int]:
     """Median colour of the top and bottom pixel rows, so the padding blends with paper that is not pure white."""
     edges = Image.new("RGB", (image.width, 2))
@@ -82,7 +103,8 @@ class OcrExampleBuilder:
     """Turns (image, text) pairs into GOT-OCR2 model inputs; used as the Trainer's data collator too.
 
     ``line_layout``: ``squash`` lets GOT's image processor stretch the line to its square input (what the released
-    model saw in pre-training); ``letterbox`` keeps the aspect ratio and pads to the square.
+    model saw in pre-training); ``letterbox`` keeps the aspect ratio and pads to the square; ``fold`` stacks
+    pieces of the line into a near-square block (:func:`fold`).
     """
 
     processor: object
@@ -109,7 +131,9 @@ class OcrExampleBuilder:
 
     def _prepare_image(self, image: Image.Image) -> Image.Image:
         image = to_rgb(image)
-        return letterbox(image, self.image_side) if self.line_layout == "letterbox" else image
+        if self.line_layout == "letterbox":
+            return letterbox(image, self.image_side)
+        return fold(image) if self.line_layout == "fold" else image
 
     def prompt_inputs(self, images: Sequence[Image.Image], pixels: bool = True) -> dict[str, torch.Tensor]:
         """GOT's OCR prompt for each image, exactly as its processor builds it: input_ids, attention_mask, pixel_values.

@@ -189,15 +189,21 @@ def samples_section(samples: list[tuple[str, str]], split: str | None) -> str:
     return f"## Sample lines\n\nFrom the {split} split (not trained on):\n\n| image | reference |\n|---|---|\n{rows}"
 
 
+# What a reader must do to a line image before GOT's processor, for layouts other than the default squash.
+LAYOUT_NOTES = {
+    "letterbox": "\n\nThis model was trained with `--line_layout letterbox`: pad each line to a square with its paper "
+                 "colour, keeping the aspect ratio, before the processor (infer.py does this).",
+    "fold": "\n\nThis model was trained with `--line_layout fold`: cut each line into k = round(sqrt(width / height)) "
+            "equal pieces stacked top to bottom (`hindi_ocr.examples.fold`) before the processor (infer.py does this).",
+}
+
+
 def usage_section(model_id: str, base: str | None, line_layout: str, max_new_tokens: int,
                   num_image_tokens: int = GOT_IMAGE_TOKENS) -> str:
     """How to read lines with it: this project's infer.py, and plain transformers (+ peft for an adapter)."""
     flag = f"--adapter {model_id}" if base else f"--model_name_or_path {model_id}"
     code = python_usage(model_id, base, max_new_tokens, num_image_tokens)
-    layout_note = (
-        "\n\nThis model was trained with `--line_layout letterbox`: pad each line to a square with its paper colour, "
-        "keeping the aspect ratio, before the processor (infer.py does this)." if line_layout == "letterbox" else ""
-    )
+    layout_note = LAYOUT_NOTES.get(line_layout, "")
     return (
         "## How to use\n\nWith this project (line images, folders of them, or a `data.csv` folder that also gives "
         f"CER/WER):\n\n```bash\npython infer.py {flag} line1.png line2.png\npython infer.py {flag} --data_dir "

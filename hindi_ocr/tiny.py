@@ -130,7 +130,9 @@ def _hindi_corpus(n_words: int) -> list[str]:
 
 
 def _basic_corpus() -> list[str]:
-    lines = list(_PROMPT_TEXT)
+    # Many copies, so that BPE merges the prompt: spelt letter by letter it is ~90 tokens, most of each training
+    # sequence (GOT's own tokenizer spends ~20 on it).
+    lines = list(_PROMPT_TEXT) * 200
     lines.append(string.digits + " " + " ".join(string.digits) + " 10 100 2024 1947 3.14 50%")
     lines.append(" ".join(string.ascii_letters))
     lines.append(" ".join(string.punctuation))

@@ -192,7 +192,7 @@ def test_odd_images_read_alike_in_training_and_in_reading(tmp_path, line_image):
     ds = load_line_dataset(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), validation_ratio=0,
                            test_ratio=0)["train"]
     _, processor = load_tiny(build_tiny_model(tmp_path / "tiny"))
-    for layout in ("squash", "letterbox"):
+    for layout in ("squash", "letterbox", "fold"):
         builder = OcrExampleBuilder(processor, line_layout=layout)
         for row in ds:  # the training collator's view of each file must be the image it shows
             got = builder.prompt_inputs([row["image"]])["pixel_values"]
