@@ -5,19 +5,20 @@
     python infer.py --model_name_or_path BASE --adapter outputs/run --data_dir TestSamples --output preds.jsonl
     python infer.py --adapter outputs/run --merge_lora merged/      # standalone checkpoint, no peft needed
     python infer.py --adapter USER/NAME --merge_lora merged/ --push_to_hub USER/NAME-merged
+    python infer.py --adapter outputs/run --data_dir TestSamples --compare_tesseract --report report.md
 """
 
 import argparse
 import logging
+from pathlib import Path
 
+from hindi_ocr import compare
 from hindi_ocr.checks import positive_int
-from hindi_ocr.examples import LINE_LAYOUTS, OcrExampleBuilder
+from hindi_ocr.examples import LINE_LAYOUTS
 from hindi_ocr.hub import publish_merged
-from hindi_ocr.inference import (
-    lines_from_data_dir, lines_from_paths, load_settings, read_lines, save_settings, write_predictions,
-)
-from hindi_ocr.modeling import adapter_base_model, configure_generation, load_for_reading
+from hindi_ocr.inference import lines_from_data_dir, lines_from_paths, save_settings, write_predictions
 from hindi_ocr.scoring import score
+from hindi_ocr.tesseract import locate
 from hindi_ocr.training import DEFAULT_MODEL
 
 
@@ -40,6 +41,11 @@ def parse_args(argv=None):
     p.add_argument("--hub_token", default=None, help="token for private repos (default: the logged-in token)")
     p.add_argument("--allow_pickle_adapter", action="store_true",
                    help="load an adapter that has only adapter_model.bin (a pickle: only from a source you trust)")
+    p.add_argument("--compare_tesseract", "--compare-tesseract", action="store_true",
+                   help="also read the lines with Tesseract (-l hin --psm 7); with references: both engines' scores")
+    p.add_argument("--tesseract_cmd", help="the tesseract binary (default: $TESSERACT_CMD, else tesseract on PATH)")
+    p.add_argument("--report", metavar="FILE.md", help="error analysis (Markdown + FILE.png chart); needs --data_dir. "
+                   "With --compare_tesseract Tesseract's goes to FILE-tesseract.md")
     args = p.parse_args(argv)
     if not (args.images or args.data_dir or args.merge_lora):
         p.error("give line images/folders, --data_dir, or --merge_lora")
@@ -47,6 +53,8 @@ def parse_args(argv=None):
         p.error("--merge_lora needs --adapter")
     if args.push_to_hub and not args.merge_lora:
         p.error("--push_to_hub uploads the --merge_lora folder: give --merge_lora DIR")
+    if args.report and not args.data_dir:
+        p.error("--report needs references: give --data_dir (a folder with data.csv)")
     return args
 
 
@@ -55,15 +63,12 @@ def main(argv=None):
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     lines = lines_from_data_dir(args.data_dir) if args.data_dir else []
     lines += lines_from_paths(args.images)  # bad images and rows fail here, before any model loads
-    base = args.model_name_or_path or (args.adapter and adapter_base_model(
-        args.adapter, args.adapter_revision, args.hub_token)) or DEFAULT_MODEL
-    model, processor = load_for_reading(base, args.adapter, revision=args.model_revision,
-                                        adapter_revision=args.adapter_revision, token=args.hub_token,
-                                        dtype=args.dtype, merge=bool(args.merge_lora),
-                                        allow_pickle_adapter=args.allow_pickle_adapter)
-    configure_generation(model, processor, max_new_tokens=args.max_new_tokens)
-    settings = load_settings(args.adapter or base, args.adapter_revision, args.hub_token)
-    line_layout = args.line_layout or settings.get("line_layout", "squash")
+    tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and lines else None  # so does a missing one
+    reader = compare.load_reader(args.model_name_or_path, args.adapter, revision=args.model_revision,
+                                 adapter_revision=args.adapter_revision, token=args.hub_token, dtype=args.dtype,
+                                 merge=bool(args.merge_lora), allow_pickle_adapter=args.allow_pickle_adapter,
+                                 max_new_tokens=args.max_new_tokens, line_layout=args.line_layout)
+    model, processor, base, line_layout = reader.model, reader.processor, reader.base, reader.line_layout
     if args.merge_lora:
         model.save_pretrained(args.merge_lora)
         processor.save_pretrained(args.merge_lora)
@@ -77,16 +82,30 @@ def main(argv=None):
 
     if not lines:
         return
-    builder = OcrExampleBuilder(processor, line_layout=line_layout)
+    # Tesseract first (timed on its own) so that each printed line can show both readings side by side.
+    readings = [compare.read_with_tesseract(tesseract, lines)] if tesseract else []
     records = []
-    for line, prediction in zip(lines, read_lines(model, builder, lines, args.batch_size)):
-        record = {"image": line.image, "prediction": prediction}
+
+    def show(i, prediction):
+        line, record = lines[i], {"image": lines[i].image, "prediction": prediction}
         if line.reference is not None:
             record["reference"] = line.reference
+        if tesseract:
+            record["tesseract"] = readings[0].predictions[i]
         records.append(record)
-        print(f"{line.image}\t{prediction}", flush=True)
+        print("\t".join([line.image, prediction] + ([record["tesseract"]] if tesseract else [])), flush=True)
+
+    readings.insert(0, compare.read_with_model(reader, lines, args.batch_size, on_line=show))
     if args.output:
         write_predictions(args.output, records)
+    if tesseract and any(line.reference is not None for line in lines):
+        print(compare.summary_table(readings, lines))
+        print(compare.SPEED_NOTE)
+    if args.report:
+        report = Path(args.report)
+        paths = [report] + [report.with_name(f"{report.stem}-{r.slug}{report.suffix or '.md'}") for r in readings[1:]]
+        for path in compare.write_reports(readings, lines, paths):
+            print(f"report written to {path}")
     scored = [r for r in records if "reference" in r]
     if scored:
         m = score([r["prediction"] for r in scored], [r["reference"] for r in scored])

@@ -80,7 +80,7 @@ def write_predictions(path: str, records: Iterable[dict]) -> None:
     records = list(records)
     out = Path(path)
     if out.suffix.lower() == ".csv":
-        fields = ["image", "prediction"] + (["reference"] if any("reference" in r for r in records) else [])
+        fields = ["image", "prediction"] + [k for k in ("reference", "tesseract") if any(k in r for r in records)]
         with out.open("w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
