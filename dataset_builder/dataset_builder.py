@@ -2,6 +2,9 @@
 
 The reading, checking and rendering live in ``hindi_ocr.rows`` and ``hindi_ocr.render``; this script only maps
 configs to splits. See README.md beside it for the options.
+
+Streaming (``load_dataset(..., streaming=True)`` / ``as_streaming_dataset()``) yields the same rows per split as a
+build; each annotation file is one shard, so ``split_dataset_by_node`` and DataLoader workers split by file.
 """
 
 import os
@@ -142,9 +145,15 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
         if isinstance(config, SyntheticConfig):
             return self._synthetic_splits(config)
         fmt = "csv" if isinstance(config, CsvConfig) else "swift_json"
-        splits = rows.read_splits(config.inputs(), fmt, validation_ratio=config.validation_ratio,
-                                  test_ratio=config.test_ratio, split_seed=config.split_seed,
-                                  skip_invalid=config.skip_invalid, check_images=config.check_images)
+        options = dict(validation_ratio=config.validation_ratio, test_ratio=config.test_ratio,
+                       split_seed=config.split_seed, skip_invalid=config.skip_invalid,
+                       check_images=config.check_images)
+        if isinstance(dl_manager, datasets.StreamingDownloadManager):
+            # One read of the annotation files now (text checks, the split); images are checked as rows are yielded.
+            plan = rows.plan_stream(config.inputs(), fmt, **options)
+            return [datasets.SplitGenerator(name=split, gen_kwargs={"sources": sources, "stream": stream})
+                    for split, (stream, sources) in plan.items()]
+        splits = rows.read_splits(config.inputs(), fmt, **options)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"line_rows": splits[split]})
                 for split in rows.SPLITS if splits[split]]  # a ratio of 0 means no such split
 
@@ -159,19 +168,21 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
         parts = {"train": lines[counts[0] + counts[1]:], "validation": validation, "test": test}
         if not parts["train"]:
             raise ValueError(f"{config.text_path()} has no lines left for train after validation and test")
-        fonts = render.devanagari_fonts(config.fonts)
-        return [datasets.SplitGenerator(name=split, gen_kwargs={"lines": parts[split], "split": split,
-                                                                 "fonts": fonts})
+        fonts = tuple(render.devanagari_fonts(config.fonts))  # a tuple: only the lines are shards when streaming
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"lines": list(enumerate(parts[split])),
+                                                                 "split": split, "fonts": fonts})
                 for split in rows.SPLITS if parts[split]]
 
-    def _generate_examples(self, line_rows=None, lines=None, split=None, fonts=None):
+    def _generate_examples(self, line_rows=None, lines=None, split=None, fonts=None, sources=None, stream=None):
+        if sources is not None:  # streaming: rows read from each file as they are used
+            line_rows = (row for source in sources for row in rows.stream_rows(source, stream))
         if line_rows is not None:
             for key, row in enumerate(line_rows):
                 image = {"path": row.image_path, "bytes": None}
                 yield key, {"image": image, "text": row.text, "image_file": row.image_file}
             return
         config = self.config
-        for key, line in enumerate(lines):
+        for key, line in lines:  # (index, text): the index seeds the rendering, also in a streamed shard
             rng = np.random.default_rng([config.seed, _SPLIT_IDS[split], key])
             image, face = render.render_sample(line, rng, fonts, config.image_height, config.augment)
             image_file = f"{split}/{key:06d}__{face.name}.png"

@@ -50,6 +50,14 @@ def check_max_steps(max_steps: int, num_train_epochs: float) -> None:
                          "number of epochs or of steps")
 
 
+def check_streaming(streaming: bool, max_steps: int) -> None:
+    """A stream has no length, so the Trainer cannot turn --num_train_epochs into steps; say so before any loading."""
+    if streaming and max_steps <= 0:
+        raise SystemExit(f"--streaming needs --max_steps N with N > 0 (got --max_steps {max_steps}): a streamed "
+                         "dataset has no length, so the number of optimizer updates cannot come from "
+                         "--num_train_epochs")
+
+
 def check_resume_flags(checkpoint: str, model_args, lora_args) -> None:
     """A checkpoint resumes only with the LoRA shape it was saved with: name the flag, not peft's size mismatches."""
     config = Path(checkpoint) / "adapter_config.json"

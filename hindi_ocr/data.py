@@ -2,6 +2,9 @@
 
 This repo's builder is instantiated as a class rather than loaded as a script: ``datasets`` 4 dropped loading
 scripts, and the class path needs no ``trust_remote_code`` or module cache.
+
+``streaming=True`` gives ``IterableDataset`` splits (nothing is written to the cache; rows are read as they are
+used). A stream has no length and cannot be indexed: :func:`first_rows` and :func:`num_rows` work on both kinds.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ def _is_this_builder(dataset_name: str) -> bool:
 
 
 def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str | None = None,
-                      data_dir: str | None = None, cache_dir: str | None = None,
-                      **config_kwargs) -> datasets.DatasetDict:
+                      data_dir: str | None = None, cache_dir: str | None = None, streaming: bool = False,
+                      **config_kwargs) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """Splits with ``image``, ``text`` and ``image_file``.
 
     ``config_name`` defaults to ``csv`` when ``data_dir``/``data_files`` is given, else ``synthetic``;
     ``config_kwargs`` are that config's options (see dataset_builder/README.md). Anything else is passed to
-    ``datasets.load_dataset`` (Hub ids, parquet folders...).
+    ``datasets.load_dataset`` (Hub ids, parquet folders...). ``streaming``: ``IterableDataset`` splits.
     """
     if _is_this_builder(dataset_name):
         from dataset_builder.dataset_builder import HindiLineOCR
@@ -40,7 +43,50 @@ def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str 
             data_dir = os.path.abspath(data_dir)
         builder = HindiLineOCR(config_name=config_name, data_dir=data_dir, cache_dir=cache_dir,
                                **config_kwargs)
+        if streaming:
+            return builder.as_streaming_dataset()
         builder.download_and_prepare()
         return builder.as_dataset()
     return datasets.load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir,
-                                 **config_kwargs)
+                                 streaming=streaming, **config_kwargs)
+
+
+def num_rows(split) -> int | None:
+    """Rows in a split; None for a stream, whose length is known only once it has been read to the end."""
+    return None if isinstance(split, datasets.IterableDataset) else len(split)
+
+
+def first_rows(split, n: int):
+    """The first ``n`` rows, of the same kind: ``take`` on a stream, ``select`` on a Dataset."""
+    if isinstance(split, datasets.IterableDataset):
+        return split.take(n)
+    return split.select(range(min(n, len(split))))
+
+
+def single_shard(stream: datasets.IterableDataset) -> datasets.IterableDataset:
+    """The stream as one shard, for data-parallel training.
+
+    accelerate hands the shards (files) of a multi-shard stream out to the processes, which then run out of lines
+    at different steps and fall out of step with each other. A one-shard stream is split batch by batch instead
+    (accelerate's IterableDatasetShard): every process reads the same shuffled stream (rows and image checks; the
+    images are decoded by every process) and keeps its slice of each global batch, the last one padded from the
+    first, so all processes run the same steps and each line is used once per pass.
+    """
+    if stream.features is None:  # a source that does not declare its columns: rows pass through as read
+        return datasets.IterableDataset.from_generator(_yield_from, gen_kwargs={"stream": stream})
+    return datasets.IterableDataset.from_generator(_yield_from, gen_kwargs={"stream": stream.decode(False)},
+                                                   features=stream.features)
+
+
+def _yield_from(stream):
+    yield from stream
+
+
+def in_memory(split) -> datasets.Dataset:
+    """A streamed split read into a Dataset (images kept as their paths or bytes, undecoded): a data-parallel
+    evaluation must know where a split ends to count each line once, which a stream cannot say."""
+    if not isinstance(split, datasets.IterableDataset):
+        return split
+    if split.features is None:
+        return datasets.Dataset.from_list(list(split))
+    return datasets.Dataset.from_list(list(split.decode(False)), features=split.features)

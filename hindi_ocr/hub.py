@@ -66,12 +66,18 @@ def write_model_card(trainer) -> Path:
 
 def write_samples(output_dir: Path, splits, count: int = NUM_SAMPLES) -> tuple[str | None, list[tuple[str, str]]]:
     """The first lines of the test split (else validation) as samples/1.png ...: (split, [(file, text)])."""
-    split = next((s for s in ("test", "validation") if splits and s in splits and len(splits[s])), None)
+    from .data import first_rows  # a streamed split has no len() and no select()
+
+    split, rows = None, []
+    for name in ("test", "validation"):
+        rows = list(first_rows(splits[name], count)) if splits and name in splits else []
+        if rows:
+            split = name
+            break
     if split is None:
         return None, []
     (output_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     samples = []
-    rows = splits[split].select(range(min(count, len(splits[split]))))
     for number, row in enumerate(rows, start=1):
         name = f"{SAMPLES_DIR}/{number}.png"
         to_rgb(row["image"]).save(output_dir / name)
@@ -160,10 +166,18 @@ def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | No
                       max_new_tokens=collator.max_target_tokens + 1,
                       num_image_tokens=getattr(trainer.processing_class, "num_image_tokens", GOT_IMAGE_TOKENS)),
         "## Training\n\n" + training_section(trainer, base, dataset, splits, peft_config),
-        limitations_section(f"{len(splits['train'])} lines" if "train" in splits else "lines not recorded here",
+        limitations_section(f"{_count(splits['train'])} lines" if "train" in splits else "lines not recorded here",
                             collator.max_target_tokens),
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n")
+
+
+def _count(split) -> str:
+    """A split's number of lines for the card; "streamed" for a stream (--streaming), whose length is unknown."""
+    from .data import num_rows
+
+    n = num_rows(split)
+    return "streamed" if n is None else str(n)
 
 
 def _display(name: str | None) -> str:
@@ -174,7 +188,7 @@ def results_table(evaluated: tuple[str, dict] | None, splits, max_new_tokens: in
     if not evaluated:
         return "No evaluation was run."
     split, metrics = evaluated
-    lines = len(splits[split]) if split in splits else "?"
+    lines = _count(splits[split]) if split in splits else "?"
     header = "| split | lines | " + " | ".join(label for _, label in METRICS) + " |"
     row = f"| {split} | {lines} | " + " | ".join(f"{metrics[k]:.4f}" if k in metrics else "-" for k, _ in METRICS)
     return (f"{header}\n|---|---|---|---|---|\n{row} |\n\nCharacter, word and grapheme-cluster error rates: edit "
@@ -237,7 +251,7 @@ def python_usage(model_id: str, base: str | None, max_new_tokens: int, num_image
 
 def training_section(trainer, base: str | None, dataset: dict, splits, peft_config) -> str:
     args, state, collator = trainer.args, trainer.state, trainer.data_collator
-    counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
+    counts = ", ".join(f"{_count(rows)} {split}" for split, rows in splits.items())
     data = f"`{dataset['hub_id']}`" if dataset["hub_id"] else dataset["name"]
     batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     warmup = f"{args.warmup_steps:.0%} of the steps" if 0 < args.warmup_steps < 1 else f"{args.warmup_steps:g} steps"

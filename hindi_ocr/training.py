@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from datasets import IterableDataset
 from transformers import EarlyStoppingCallback, HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from .checks import check_streaming
 from .hub import HubTokenNotPickled, write_model_card
 from .inference import save_settings
 from .examples import IGNORE_INDEX, LINE_LAYOUTS, OcrExampleBuilder, prompt_length
@@ -59,6 +61,15 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training lines."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation lines."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Use only the first N test lines."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the lines (datasets.IterableDataset): rows are read from the annotation files as "
+                          "they are used and each image is checked when its row comes up; nothing is written to the "
+                          "cache. Needs --max_steps."},
+    )
+    shuffle_buffer_size: int = field(
+        default=10_000, metadata={"help": "--streaming: training lines held in the shuffle buffer (seeded by --seed)."}
+    )
     line_layout: str = field(
         default="squash",
         metadata={"help": "How a wide line becomes GOT's square input.", "choices": list(LINE_LAYOUTS)},
@@ -295,10 +306,22 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
                     cache.max_bytes >> 20)
     collator = OcrExampleBuilder(processor, line_layout=data_args.line_layout,
                                  max_target_tokens=data_args.max_target_tokens, feature_cache=cache)
+    train = datasets.get("train")
+    if any(isinstance(split, IterableDataset) for split in datasets.values()):  # --streaming
+        # accelerate would otherwise read every batch of a stream on process 0, then concatenate and broadcast them:
+        # that fails on batches of different widths and on their image keys. Each process reads its own part.
+        training_args.accelerator_config.dispatch_batches = False
+    if isinstance(train, IterableDataset):
+        from .data import single_shard
+
+        if training_args.world_size > 1:  # every process the same steps, each line once per pass (data.single_shard)
+            train = single_shard(train)
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        train = train.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
     return OcrTrainer(
         model=model,
         args=training_args,
-        train_dataset=datasets.get("train"),
+        train_dataset=train,
         eval_dataset=datasets.get("validation"),
         data_collator=collator,
         processing_class=processor,
@@ -326,44 +349,70 @@ def parse_args(argv: list[str] | None = None):
         if unknown:
             parser.error(f"{path}: unknown option(s) {', '.join(unknown)}")
         parser.set_defaults(**values)
-    return parser.parse_args_into_dataclasses(args=argv)
+    groups = parser.parse_args_into_dataclasses(args=argv)
+    check_streaming(groups[1].streaming, groups[3].max_steps)
+    return groups
 
 
 def load_datasets(data_args: DataArguments):
-    """The line dataset named by the flags, cut to --max_*_samples."""
-    from .data import load_line_dataset
+    """The line dataset named by the flags, cut to --max_*_samples.
+
+    --streaming under a launcher: validation and test are read into memory (paths, not pixels), because a
+    data-parallel evaluation has to know where a split ends to count each line once; the training stream is split
+    between the processes by accelerate (see build_trainer).
+    """
+    from .data import in_memory, load_line_dataset
     from .rows import InvalidRowError
 
     try:
         datasets = load_line_dataset(data_args.dataset_name, data_args.dataset_config_name,
-                                     data_dir=data_args.data_dir, **parse_options(data_args.dataset_options))
+                                     data_dir=data_args.data_dir, streaming=data_args.streaming,
+                                     **parse_options(data_args.dataset_options))
+        datasets = select_samples(datasets, data_args)
+        if data_args.streaming and max(int(os.environ.get(name) or 1) for name in WORLD_SIZE_VARIABLES) > 1:
+            datasets.update({split: in_memory(datasets[split]) for split in ("validation", "test")
+                             if split in datasets})
     except InvalidRowError as err:  # before any model loads: fix the data or skip bad rows
         raise SystemExit(f"{err}\nFix it, or pass --dataset_options skip_invalid=true to skip bad rows "
                          "(each skipped row is counted, with its reason, in the log).") from None
-    return select_samples(datasets, data_args)
+    return datasets
 
 
 def parse_options(text: str | None) -> dict:
-    """``a=1,b=x,c=true`` -> {"a": 1, "b": "x", "c": True}: values read as JSON when they parse, else strings."""
-    options = {}
+    """``a=1,b=x,c=true`` -> {"a": 1, "b": "x", "c": True}: values read as JSON when they parse, else strings.
+
+    A part without ``=`` continues the previous value, so list-valued options keep their commas:
+    ``fonts=Hind,Teko-Bold,seed=3`` -> {"fonts": "Hind,Teko-Bold", "seed": 3}.
+    """
+    raw: dict[str, str] = {}
+    key = None
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        name, sep, value = item.partition("=")
+        if sep and name.strip():
+            key = name.strip()
+            raw[key] = value.strip()
+        elif not sep and key is not None:
+            raw[key] += "," + item
+        else:
             raise SystemExit(f"--dataset_options: expected key=value, got {item!r}")
+    options = {}
+    for key, value in raw.items():
         try:
-            options[key.strip()] = json.loads(value)
+            options[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key.strip()] = value.strip()
+            options[key] = value
     return options
 
 
 def select_samples(datasets, data_args: DataArguments):
-    """Apply --max_{train,eval,test}_samples: the first N rows of each split, for quick runs."""
+    """Apply --max_{train,eval,test}_samples: the first N rows of each split (of a stream too), for quick runs."""
+    from .data import first_rows
+
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_test_samples}
     for split, limit in limits.items():
         if limit is not None and split in datasets:
-            datasets[split] = datasets[split].select(range(min(limit, len(datasets[split]))))
+            datasets[split] = first_rows(datasets[split], limit)
     return datasets
 
 

@@ -170,3 +170,14 @@ def test_resuming_with_other_lora_flags_names_the_flag(tmp_path, tiny, adapter, 
         "flags of that run")
     assert exit_message(run_train, tiny, data, tmp_path / "out", *resume, "--no_use_lora") == (
         f"--resume_from_checkpoint {checkpoint} holds a LoRA adapter; drop --no_use_lora to resume it")
+
+
+def test_dataset_options_keep_commas_of_list_values():
+    from hindi_ocr.training import parse_options
+
+    assert parse_options("fonts=Hind,Teko-Bold,seed=3,augment=false,text_file=a b.txt") == {
+        "fonts": "Hind,Teko-Bold", "seed": 3, "augment": False, "text_file": "a b.txt"}
+    with pytest.raises(SystemExit, match=r"^--dataset_options: expected key=value, got 'Hind'$"):
+        parse_options("Hind,seed=3")
+    with pytest.raises(SystemExit, match=r"^--dataset_options: expected key=value, got '=3'$"):
+        parse_options("=3")

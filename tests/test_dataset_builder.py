@@ -200,6 +200,18 @@ def test_absolute_paths_truncated_and_fake_images(tmp_path):
     assert rows.check_image(str(images / "cut.jpg"), "decode").startswith("OSError: image file is truncated")
 
 
+def test_check_images_none_looks_files_up_without_opening_them(tmp_path):
+    data = write_csv_dir(tmp_path / "data", WORDS[:3])
+    (data / "output_images" / "line_1.png").write_bytes(b"not an image at all")
+    got = rows.read_csv_rows(data / "data.csv", check_images="none")
+    assert [(r.image_file, r.line) for r in got] == [("line_0.png", 2), ("line_1.png", 3), ("line_2.png", 4)]
+    with open(data / "data.csv", "a", encoding="utf-8") as handle:
+        handle.write("gone.png,खो गया\n")
+    with pytest.raises(rows.InvalidRowError, match=re.escape(f"{data / 'data.csv'}, line 5: image 'gone.png' not "
+                                                             "found in ")):
+        rows.read_csv_rows(data / "data.csv", check_images="none")
+
+
 def test_bom_and_extra_columns_are_fine(tmp_path):
     data = write_csv_dir(tmp_path / "data", WORDS[:2])
     body = "\ufeffid,image_file,text\n1,line_0.png,नमस्ते\n2,output_images/line_1.png,भारत\n"
