@@ -1,0 +1,44 @@
+"""bench/learning_curve.py from a clean checkout: held-out lines really are other text in other fonts, and a short
+run writes its curve, plot and model (the numbers themselves are in BENCHMARKS.md)."""
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+learning_curve = pytest.importorskip("bench.learning_curve")
+
+if not learning_curve.CORPUS.is_dir():
+    pytest.skip(f"needs the corpus beside the repository ({learning_curve.CORPUS})", allow_module_level=True)
+
+
+def test_training_words_drop_conjunct_fragments():
+    words = learning_curve.word_pool()
+    assert len(words) > 40_000
+    assert not [w for w in words if "\u200c" in w or "\u200d" in w or w.endswith("\u094d")]
+    assert "किताब" in words
+
+
+def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path):
+    from hindi_ocr.render import devanagari_fonts, font_of, read_text_lines
+
+    out = tmp_path / "run"
+    learning_curve.main(["--size", "tiny", "--minutes", "0.01", "--eval_every", "2", "--heldout_lines", "4",
+                         "--batch_size", "2", "--out", str(out), "--threads", "1"])
+    with open(out / "heldout" / "data.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    heldout_faces = {face.name for face in devanagari_fonts(learning_curve.HELDOUT_FAMILIES)}
+    train_faces = {face.name for face in devanagari_fonts(learning_curve.TRAIN_FAMILIES)}
+    assert {font_of(r["image_file"]) for r in rows} <= heldout_faces and not heldout_faces & train_faces
+    sentences = " ".join(read_text_lines(learning_curve.CORPUS / "hi_commonvoice_sentences.txt"))
+    assert all(word in sentences for r in rows for word in r["text"].split())  # Common Voice text
+
+    train_rows, evals = learning_curve.read_curve(out)
+    assert evals and evals[-1]["step"] >= 1 and 0 <= evals[-1]["eval_cer"]
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "model" / "model.safetensors").is_file()
+    assert '"line_layout": "squash"' in (out / "model" / "hindi_ocr.json").read_text()
