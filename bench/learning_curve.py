@@ -242,7 +242,8 @@ def plot_curve(out: Path, tesseract: dict | None) -> Path:
     if tesseract:
         ax_cer.axhline(tesseract["cer"], color="tab:red", linestyle=":", label=f"Tesseract CER {tesseract['cer']:.3f}")
     ax_cer.axhline(0.10, color="black", linewidth=0.5)
-    ax_cer.set(xlabel="minutes", ylabel="error rate", title="held-out lines (other fonts, other text)", ylim=(0, 1.05))
+    ax_cer.set(xlabel="minutes", ylabel="error rate", title="held-out lines (other fonts, other text)",
+               ylim=(0, max([1.05] + [1.05 * r["eval_cer"] for r in evals])))
     ax_cer.legend()
     fig.tight_layout()
     fig.savefig(out / "curve.png", dpi=80)
