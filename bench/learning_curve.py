@@ -68,6 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     p.add_argument("--tesseract", action="store_true", help="also score Tesseract (hin) on the held-out lines")
+    p.add_argument("--init", help="continue from this model folder (a previous run's model/; optimizer restarts)")
     p.add_argument("--plot_only", action="store_true", help="only redraw curve.png from --out's curve.csv")
     return p.parse_args(argv)
 
@@ -185,8 +186,8 @@ def build(args, out: Path):
     from hindi_ocr.training import DataArguments, OcrTrainingArguments, build_trainer
     from hindi_ocr.modeling import configure_generation
 
-    model_dir = build_tiny_model(out / "init", image_size=args.image_size, seed=args.seed,
-                                 **(COMPACT if args.size == "compact" else {}))
+    model_dir = args.init or build_tiny_model(out / "init", image_size=args.image_size, seed=args.seed,
+                                              **(COMPACT if args.size == "compact" else {}))
     model, processor = load_tiny(model_dir)
     configure_generation(model, processor, max_new_tokens=48)
     train = RenderedLines(word_pool(), devanagari_fonts(args.train_fonts), args.seed, args.min_words,
