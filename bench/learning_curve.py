@@ -298,7 +298,7 @@ def main(argv=None):
     write_curve(budget.rows, out)
     plot_curve(out, tesseract)
     size = sum(p.numel() for p in trainer.model.parameters()) / 1e6
-    print_summary(out, f"layout {args.line_layout}, image {args.image_size}, {args.size} model ({size:.1f} M "
+    print_summary(out, f"layout {args.line_layout}, image {args.image_size}, {args.init or args.size} model ({size:.1f} M "
                        f"parameters), lr {args.learning_rate}, batch {args.batch_size}, {args.threads} thread(s)",
                   tesseract)
     print(f"\nwrote {out / 'curve.csv'}, {out / 'curve.png'}, {out / 'model'}, {heldout}")
