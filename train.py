@@ -12,7 +12,7 @@ import transformers
 from hindi_ocr.checks import check_training_run
 from hindi_ocr.hub import publish_run
 from hindi_ocr.training import (
-    build_model_and_processor, build_trainer, evaluate_test, load_datasets, parse_args, train_and_save,
+    build_model_and_processor, build_trainer, evaluate_test, load_datasets, parse_args, train_and_save, where_saved,
 )
 
 
@@ -22,7 +22,7 @@ def main(argv=None):
     transformers.utils.logging.set_verbosity_warning()
     transformers.set_seed(training_args.seed)
 
-    check_training_run(model_args, lora_args, training_args)  # flags, output_dir, checkpoint to resume: fail fast
+    check_training_run(model_args, data_args, lora_args, training_args)  # local flags, data folder, output_dir
     datasets = load_datasets(data_args)
     model, processor = build_model_and_processor(model_args, lora_args, training_args,
                                                  max_new_tokens=data_args.max_target_tokens + 1)
@@ -30,6 +30,8 @@ def main(argv=None):
     train_and_save(trainer, training_args, data_args)
     evaluate_test(trainer, datasets)
     publish_run(trainer)  # our model card into output_dir; the final push with --push_to_hub
+    if trainer.is_world_process_zero():
+        print(where_saved(trainer), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def check_training_run(model_args, lora_args, training_args) -> None:
-    """Every train.py check, quickest first; sets ``training_args.resume_from_checkpoint`` to a complete folder."""
+def check_training_run(model_args, data_args, lora_args, training_args) -> None:
+    """The local train.py checks, quickest first, before any network access or model loading; sets
+    ``training_args.resume_from_checkpoint`` to a complete folder. A Hub model id is checked when the model loads,
+    after the data (a wrong --data_dir should not wait for the Hub's retries)."""
     from .modeling import check_got_ocr2
 
+    check_data_dir(data_args.data_dir)
     check_max_steps(training_args.max_steps, training_args.num_train_epochs)
     training_args.resume_from_checkpoint = resume_point(training_args.resume_from_checkpoint,
                                                         training_args.output_dir)
@@ -37,7 +40,21 @@ def check_training_run(model_args, lora_args, training_args) -> None:
         check_resume_flags(training_args.resume_from_checkpoint, model_args, lora_args)
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir,
                      training_args.resume_from_checkpoint)
-    check_got_ocr2(model_args.model_name_or_path, revision=model_args.model_revision, token=training_args.hub_token)
+    if Path(model_args.model_name_or_path).exists():  # a local folder: no network, so check it now
+        check_got_ocr2(model_args.model_name_or_path, revision=model_args.model_revision)
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """--data_dir must be a folder; named here, before the builder looks for data.csv inside it."""
+    if data_dir is None:
+        return
+    folder = Path(data_dir)
+    if not folder.exists():
+        raise SystemExit(f"--data_dir {data_dir}: no such folder. Give the folder that holds data.csv (image_file,text) "
+                         "and the line images, or your ms-swift JSON with --dataset_config_name swift_json")
+    if not folder.is_dir():
+        raise SystemExit(f"--data_dir {data_dir} is a file; give the folder that holds it (the csv config reads "
+                         "DIR/data.csv; another file name: --dataset_options csv_file=NAME)")
 
 
 def check_max_steps(max_steps: int, num_train_epochs: float) -> None:

@@ -116,7 +116,11 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
     metric_for_best_model: str = field(default="cer", metadata={"help": "Metric that picks the best checkpoint."})
     greater_is_better: bool = field(default=False, metadata={"help": "CER: lower is better."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep image/text for the collator."})
-    report_to: str | list[str] = field(default="tensorboard", metadata={"help": "Loggers: tensorboard, none, ..."})
+    # list[str] | None with a factory: HfArgumentParser turns `str | list[str]` into nargs="+" with no default, so a
+    # run without --report_to got [None] and the Trainer refused it (transformers 5.24).
+    report_to: list[str] | None = field(
+        default_factory=lambda: ["tensorboard"], metadata={"help": "Loggers: tensorboard (default), none, wandb, ..."}
+    )
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without a better metric_for_best_model."}
     )
@@ -142,6 +146,8 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
         if not launched and self.ddp_backend:
             logger.info("--ddp_backend %s ignored: not launched with torchrun/accelerate launch", self.ddp_backend)
             self.ddp_backend = None
+        if not torch.accelerator.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin for; torch warns once per DataLoader otherwise
         super().__post_init__()
 
 
@@ -375,6 +381,9 @@ def load_datasets(data_args: DataArguments):
     except InvalidRowError as err:  # before any model loads: fix the data or skip bad rows
         raise SystemExit(f"{err}\nFix it, or pass --dataset_options skip_invalid=true to skip bad rows "
                          "(each skipped row is counted, with its reason, in the log).") from None
+    except FileNotFoundError as err:  # no data.csv (or JSON) where the flags point
+        flag = f"--data_dir {data_args.data_dir}" if data_args.data_dir else f"--dataset_name {data_args.dataset_name}"
+        raise SystemExit(f"{flag}: {err}") from None
     return datasets
 
 
@@ -436,3 +445,16 @@ def evaluate_test(trainer: OcrTrainer, datasets) -> dict | None:
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     return metrics
+
+
+def where_saved(trainer: OcrTrainer) -> str:
+    """The run's last line: where the model, its metrics and its card are (and the Hub repo when pushed)."""
+    out = Path(trainer.args.output_dir)
+    kind = "adapter" if (out / "adapter_config.json").is_file() else "model"
+    metrics = [name for name in ("test_results.json", "eval_results.json", "all_results.json") if (out / name).is_file()]
+    parts = [f"{kind} in {out}/", f"metrics in {', '.join(metrics) or 'the log above'}", f"model card {out}/README.md"]
+    if "tensorboard" in (trainer.args.report_to or []):
+        parts.append(f"TensorBoard logs in {out}/runs")
+    if trainer.args.push_to_hub:
+        parts.append(f"pushed to the Hub as {getattr(trainer, 'hub_model_id', None) or trainer.args.hub_model_id}")
+    return "Done: " + ", ".join(parts)

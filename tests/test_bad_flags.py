@@ -181,3 +181,38 @@ def test_dataset_options_keep_commas_of_list_values():
         parse_options("Hind,seed=3")
     with pytest.raises(SystemExit, match=r"^--dataset_options: expected key=value, got '=3'$"):
         parse_options("=3")
+
+
+# --- the data folder, as users type it: no other flag, the default (Hub) model ------------------------------------
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_data_dir_is_checked_before_any_hub_request(kind, tmp_path, local_hub):
+    """`python train.py --data_dir DIR` alone: the folder is named before the default model is looked up on the Hub
+    (which, offline, retries for about 30 s), and nothing is asked of the Hub at all."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / "no" / "such" / "folder"
+    if kind == "empty":
+        folder.mkdir(parents=True)
+    root = Path(train.__file__).resolve().parent
+    done = subprocess.run([sys.executable, str(root / "train.py"), "--data_dir", str(folder)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1
+    if kind == "missing":
+        assert last == (f"--data_dir {folder}: no such folder. Give the folder that holds data.csv (image_file,text) "
+                        "and the line images, or your ms-swift JSON with --dataset_config_name swift_json")
+    else:
+        assert last.startswith(f"--data_dir {folder}: {folder}/data.csv not found: the csv config reads data.csv")
+    assert local_hub.count() == 0
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_report_to_defaults_to_tensorboard():
+    """Without --report_to the run logs to TensorBoard (HfArgumentParser once turned the default into [None])."""
+    assert train.parse_args(["--output_dir", "x"])[3].report_to == ["tensorboard"]
+    assert train.parse_args(["--output_dir", "x", "--report_to", "none"])[3].report_to == []
+    assert train.parse_args(["--output_dir", "x", "--report_to", "tensorboard", "wandb"])[3].report_to == \
+        ["tensorboard", "wandb"]
