@@ -71,7 +71,9 @@ def child(mode: str, folder: str) -> dict:
     import psutil
     import torch  # noqa: F401  (see the module docstring)
 
-    from dataset_builder.dataset_builder import HindiLineOCR
+    from hindi_ocr.data import builder_class
+
+    HindiLineOCR = builder_class()
 
     result = {"mode": mode, "import_rss": psutil.Process().memory_info().rss}
     start = time.perf_counter()

@@ -9,7 +9,10 @@ used). A stream has no length and cannot be indexed: :func:`first_rows` and :fun
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import datasets
@@ -37,8 +40,7 @@ def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str 
     ``datasets.load_dataset`` (Hub ids, parquet folders...). ``streaming``: ``IterableDataset`` splits.
     """
     if _is_this_builder(dataset_name):
-        from dataset_builder.dataset_builder import HindiLineOCR
-
+        HindiLineOCR = builder_class()
         if data_dir is not None:
             data_dir = os.path.abspath(data_dir)
         builder = HindiLineOCR(config_name=config_name, data_dir=data_dir, cache_dir=cache_dir,
@@ -49,6 +51,30 @@ def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str 
         return builder.as_dataset()
     return datasets.load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir,
                                  streaming=streaming, **config_kwargs)
+
+
+def builder_class() -> type[datasets.GeneratorBasedBuilder]:
+    """This repo's ``HindiLineOCR``, imported from a copy of dataset_builder.py in the datasets modules cache.
+
+    ``datasets`` takes a lock beside the folder two levels above a builder's source file, because it expects a
+    script in its own cache (``<modules>/<name>/<hash>/script.py``). Imported from the checkout, that lock would be
+    an empty ``<checkout>.lock`` left beside the repository; from the cache copy it stays in the cache.
+    """
+    code = (BUILDER_DIR / "dataset_builder.py").read_bytes()
+    digest = hashlib.sha256(code).hexdigest()[:16]
+    name = f"hindi_ocr_line_dataset_{digest}"
+    if name not in sys.modules:
+        script = Path(datasets.config.HF_MODULES_CACHE) / "hindi_ocr_line_dataset" / digest / "dataset_builder.py"
+        if not script.is_file() or script.read_bytes() != code:
+            script.parent.mkdir(parents=True, exist_ok=True)
+            partial = script.with_name(f"{script.name}.{os.getpid()}.tmp")
+            partial.write_bytes(code)
+            os.replace(partial, script)  # atomic: concurrent processes (DDP ranks) never read half a file
+        spec = importlib.util.spec_from_file_location(name, script)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].HindiLineOCR
 
 
 def num_rows(split) -> int | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -65,16 +67,35 @@ def load_base_model(name_or_path: str, config: GotOcr2Config, processor, dtype: 
 
 
 def configure_generation(model, processor, max_new_tokens: int | None = None) -> None:
-    """Greedy decoding that ends a line at ``<|im_end|>``."""
+    """Greedy decoding that ends a line at ``<|im_end|>``, with the configs' special ids set to the tokenizer's.
+
+    The Trainer aligns the configs with the tokenizer anyway (and warns about it); done here, the model reads
+    the same in infer.py as in training, and the tokenizer's own end-of-text also stops generation.
+    """
     tokenizer = processor.tokenizer
     end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    gen = model.generation_config
-    gen.eos_token_id = end_id
-    gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
+    text, gen = model.config.get_text_config(), model.generation_config
+    for name in ("bos_token_id", "pad_token_id"):
+        if getattr(tokenizer, name) is not None:
+            setattr(text, name, getattr(tokenizer, name))
+            setattr(gen, name, getattr(tokenizer, name))
+    if gen.pad_token_id is None:
+        gen.pad_token_id = end_id
+    text.eos_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else end_id
+    gen.eos_token_id = end_id if text.eos_token_id == end_id else [end_id, text.eos_token_id]
     gen.do_sample = False
     if max_new_tokens is not None:
         gen.max_new_tokens = max_new_tokens
         gen.max_length = None
+
+
+@contextmanager
+def quiet_peft_wrap():
+    """peft 0.21 reads transformers' deprecated ``is_gradient_checkpointing`` when it wraps a model, and
+    transformers 5.24 warns about it on every run: a warning about library internals the user cannot act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def lora_target_modules(adapt_vision: bool) -> str:
@@ -95,7 +116,8 @@ def attach_lora(model, r: int, alpha: int, dropout: float, adapt_vision: bool = 
         modules_to_save=[PROJECTOR] if train_projector else None,
         bias="none",
     )
-    peft_model = get_peft_model(model, config)
+    with quiet_peft_wrap():
+        peft_model = get_peft_model(model, config)
     trainable, total = peft_model.get_nb_trainable_parameters()
     logger.info("LoRA: %d trainable of %d parameters (%.3f%%)", trainable, total, 100 * trainable / total)
     return peft_model
@@ -134,7 +156,8 @@ def load_for_reading(base: str, adapter: str | None = None, revision: str | None
     model = load_base_model(base, config, processor, dtype=dtype, revision=revision, token=token)
     if adapter:
         check_adapter_fits(model, weights, adapter, base)
-        model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, token=token)
+        with quiet_peft_wrap():
+            model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, token=token)
         if merge:
             model = model.merge_and_unload()
     model.eval()
