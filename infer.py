@@ -31,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--adapter", help="LoRA adapter: a folder written by train.py or a Hub id")
     p.add_argument("--adapter_revision", default=None, help="branch, tag or commit of the adapter on the Hub")
     p.add_argument("--line_layout", choices=LINE_LAYOUTS, help="default: what the adapter was trained with")
+    p.add_argument("--max_samples", type=positive_int, default=None,
+                   help="read only the first N lines (of --data_dir's data.csv, then the images given)")
     p.add_argument("--batch_size", type=positive_int, default=8)
     p.add_argument("--max_new_tokens", type=positive_int, default=256)
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
@@ -63,6 +65,7 @@ def main(argv=None):
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     lines = lines_from_data_dir(args.data_dir) if args.data_dir else []
     lines += lines_from_paths(args.images)  # bad images and rows fail here, before any model loads
+    lines = lines[:args.max_samples]
     tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and lines else None  # so does a missing one
     reader = compare.load_reader(args.model_name_or_path, args.adapter, revision=args.model_revision,
                                  adapter_revision=args.adapter_revision, token=args.hub_token, dtype=args.dtype,

@@ -8,6 +8,7 @@ peft's, is the README.md in output_dir and on the Hub.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -82,6 +83,9 @@ def write_samples(output_dir: Path, splits, count: int = NUM_SAMPLES) -> tuple[s
         name = f"{SAMPLES_DIR}/{number}.png"
         to_rgb(row["image"]).save(output_dir / name)
         samples.append((name, row["text"]))
+    # The seed layout, so that `infer.py --data_dir OUTPUT_DIR/samples` reads them with references (CER).
+    with open(output_dir / SAMPLES_DIR / "data.csv", "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("image_file", "text")] + [(Path(name).name, text) for name, text in samples])
     return split, samples
 
 
