@@ -63,6 +63,33 @@ def _reset_module_globals() -> None:
         hub_mod._hf_api = None
 
 
+# Variables that would point the libraries at another endpoint or token, or keep them offline.
+HUB_ENV_UNSET = ("HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "HF_DATASETS_OFFLINE", "HUGGINGFACE_CO_STAGING", "HF_TOKEN_PATH", "HF_OIDC_RESOURCE")
+
+
+def hub_environment(hub: LocalHub, hf_home: Path) -> dict[str, str]:
+    """Environment variables that point a subprocess's Hugging Face libraries at ``hub`` with caches in ``hf_home``."""
+    endpoint = hub.endpoint
+    return {
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN": hub.token,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hf_home / "hub"),
+        "HF_ASSETS_CACHE": str(hf_home / "assets"),
+        "HF_XET_CACHE": str(hf_home / "xet"),
+        "HF_DATASETS_CACHE": str(hf_home / "datasets"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+        "DO_NOT_TRACK": "1",
+        "NO_PROXY": ",".join(filter(None, ["127.0.0.1", "localhost", os.environ.get("NO_PROXY")])),
+        "no_proxy": ",".join(filter(None, ["127.0.0.1", "localhost", os.environ.get("no_proxy")])),
+    }
+
+
 @pytest.fixture
 def local_hub(tmp_path, monkeypatch):
     """A running ``LocalHub`` (see tests/hub_server.py) with all HF libraries pointed at it.
@@ -81,35 +108,10 @@ def local_hub(tmp_path, monkeypatch):
     hf_home.mkdir()
 
     # --- environment (subprocesses, and modules imported later in this process) ---
-    env = {
-        "HF_ENDPOINT": endpoint,
-        "HF_TOKEN": hub.token,
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HOME": str(hf_home),
-        "HF_HUB_CACHE": str(hf_home / "hub"),
-        "HF_ASSETS_CACHE": str(hf_home / "assets"),
-        "HF_XET_CACHE": str(hf_home / "xet"),
-        "HF_DATASETS_CACHE": str(hf_home / "datasets"),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "HF_UPDATE_DOWNLOAD_COUNTS": "0",
-        "DO_NOT_TRACK": "1",
-        "NO_PROXY": ",".join(filter(None, ["127.0.0.1", "localhost", os.environ.get("NO_PROXY")])),
-        "no_proxy": ",".join(filter(None, ["127.0.0.1", "localhost", os.environ.get("no_proxy")])),
-    }
+    env = hub_environment(hub, hf_home)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    for key in (
-        "HUGGING_FACE_HUB_TOKEN",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-        "HF_DATASETS_OFFLINE",
-        "HUGGINGFACE_CO_STAGING",
-        "HF_TOKEN_PATH",
-        "HF_OIDC_RESOURCE",
-    ):
+    for key in HUB_ENV_UNSET:
         monkeypatch.delenv(key, raising=False)
 
     # --- huggingface_hub constants read at import time ---
