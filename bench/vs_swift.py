@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     model, data = c.tiny_model(1024), c.line_folder(args.lines, seed=3)
     rows = data / "rows.json"
     runs = c.BENCH_DIR / "runs" / "vs_swift"
+    runs.mkdir(parents=True, exist_ok=True)  # a clean machine has no bench folder yet
     env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
 
     swift_ok, swift_problem, tuner_flag = (args.swift_venv / "bin" / "swift").exists(), None, "--tuner_type"

@@ -7,7 +7,8 @@ and the same per font. Prints Markdown tables (they paste into BENCHMARKS.md).
     python bench/vs_tesseract.py --model_name_or_path "$(python -m hindi_ocr.tiny /tmp/tiny >/dev/null; echo /tmp/tiny)"
 
 Without ``--data_dir`` it renders ``--n`` lines of ``--text_file`` (default: Common Voice sentences, CC0, in
-../shared/corpus/hi_commonvoice_sentences.txt beside the repository) with ``hindi_ocr.render.write_line_folder``:
+../shared/corpus/hi_commonvoice_sentences.txt beside the repository when it is there, else lines the dataset
+builder makes from wordfreq's Hindi words) with ``hindi_ocr.render.write_line_folder``:
 clean lines, line i in face i mod len(--fonts), into one seed-layout folder (data.csv +
 FACE/output_images/NNNNN__FACE.png, so ``font_of`` knows each line's face) under $HINDI_OCR_BENCH_DIR, reused on
 the next run. The lines are the first N of ``generate_lines(None, --seed, text_file)``: the test split of the
@@ -33,7 +34,8 @@ from hindi_ocr.inference import lines_from_data_dir  # noqa: E402
 from hindi_ocr.render import devanagari_fonts, generate_lines, write_line_folder  # noqa: E402
 from hindi_ocr.tesseract import locate  # noqa: E402
 
-DEFAULT_TEXT = REPO.parent / "shared" / "corpus" / "hi_commonvoice_sentences.txt"
+SHARED_TEXT = REPO.parent / "shared" / "corpus" / "hi_commonvoice_sentences.txt"
+DEFAULT_TEXT = str(SHARED_TEXT) if SHARED_TEXT.is_file() else None  # a plain clone has no ../shared
 DEFAULT_FONTS = ("Hind-Regular,NotoSansDevanagari-Regular,Mukta-Regular,Kalam-Regular,Baloo2-Regular,"
                  "Poppins-Regular,Rajdhani-Regular,Teko-Regular")
 
@@ -44,7 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--adapter", help="LoRA adapter folder or Hub id")
     p.add_argument("--data_dir", help="a seed-layout folder to read instead of rendering lines")
     p.add_argument("--n", type=int, default=100, help="lines to render")
-    p.add_argument("--text_file", default=str(DEFAULT_TEXT), help="where the rendered lines come from")
+    p.add_argument("--text_file", default=DEFAULT_TEXT,
+                   help="where the rendered lines come from (default: ../shared's Common Voice sentences when present, "
+                        "else wordfreq's Hindi words)")
     p.add_argument("--fonts", default=DEFAULT_FONTS, help="comma-separated faces or families, used in turn")
     p.add_argument("--size", type=int, default=32, help="font size in pixels")
     p.add_argument("--seed", type=int, default=0, help="line shuffle seed (the synthetic config's seed)")
@@ -59,7 +63,7 @@ def parse_args(argv=None):
 def rendered_folder(text_file: str, n: int, fonts: str, size: int, seed: int) -> Path:
     """The held-out lines rendered once per (text file, n, fonts, size, seed); one data.csv over every face."""
     faces = devanagari_fonts(fonts)
-    key = hashlib.sha1(f"{Path(text_file).resolve()}|{n}|{[f.name for f in faces]}|{size}|{seed}".encode())
+    key = hashlib.sha1(f"{Path(text_file).resolve() if text_file else 'wordfreq'}|{n}|{[f.name for f in faces]}|{size}|{seed}".encode())
     out = BENCH_DIR / f"vs-tesseract-{n}-{key.hexdigest()[:10]}"
     if (out / "data.csv").is_file():
         return out
