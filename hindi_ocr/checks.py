@@ -1,5 +1,6 @@
 """Flag checks that run before anything slow: a wrong flag should cost a second and say what to do, not fail after
-minutes of loading; no run writes over another unasked; adapter weights load from safetensors and must fit the base.
+minutes of loading; no run writes over another unasked; the base checkpoint must be a GOT-OCR2 one. The checks of an
+--adapter folder (safetensors only, and fitting the base) are in :mod:`hindi_ocr.adapters`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ from .checkpoints import resume_point
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_PICKLE = "adapter_model.bin"
-PEFT_PREFIX = "base_model.model."
-LORA_AXES = {".lora_A.": 1, ".lora_B.": 0}  # A is r x in_features, B is out_features x r
 
 
 def positive_int(text: str) -> int:
@@ -30,8 +27,6 @@ def check_training_run(model_args, data_args, lora_args, training_args) -> None:
     """The local train.py checks, quickest first, before any network access or model loading; sets
     ``training_args.resume_from_checkpoint`` to a complete folder. A Hub model id is checked when the model loads,
     after the data (a wrong --data_dir should not wait for the Hub's retries)."""
-    from .modeling import check_got_ocr2
-
     check_data_dir(data_args.data_dir)
     check_max_steps(training_args.max_steps, training_args.num_train_epochs)
     training_args.resume_from_checkpoint = resume_point(training_args.resume_from_checkpoint,
@@ -117,85 +112,20 @@ def check_output_dir(output_dir: str, overwrite: bool, resume_from: str | None) 
                    output_dir, shown)
 
 
-def adapter_weights(adapter: str, revision: str | None = None, token: str | None = None,
-                    allow_pickle: bool = False) -> str | None:
-    """Local path of the adapter's safetensors weights (downloaded from the Hub if need be).
+def check_got_ocr2(name_or_path: str, revision: str | None = None, token: str | None = None) -> GotOcr2Config:
+    """Fail early, with the checkpoint named, when it is not a GOT-OCR2 model (reads config.json only)."""
+    from transformers import AutoConfig, GotOcr2Config  # here: the other checks must not wait for transformers
 
-    An adapter with only ``adapter_model.bin`` (a pickle, which can run code when loaded) is refused unless
-    ``allow_pickle``; then None is returned and peft loads it with ``torch.load(weights_only=True)``.
-    """
-    folder = Path(adapter)
-    if folder.is_dir():
-        if (folder / ADAPTER_WEIGHTS).is_file():
-            return str(folder / ADAPTER_WEIGHTS)
-        has_pickle = (folder / ADAPTER_PICKLE).is_file()
-    else:
-        from huggingface_hub import file_exists, hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
-        try:
-            return hf_hub_download(adapter, ADAPTER_WEIGHTS, revision=revision, token=token)
-        except EntryNotFoundError:
-            has_pickle = file_exists(adapter, ADAPTER_PICKLE, revision=revision, token=token)
-        except Exception as error:  # noqa: BLE001 - offline, unknown repo, bad id: all end in this message
-            raise SystemExit(f"--adapter {adapter}: not a local folder, and {ADAPTER_WEIGHTS} could not be fetched "
-                             f"from the Hub ({type(error).__name__}: {error})") from None
-    if has_pickle and allow_pickle:
-        logger.warning("--allow_pickle_adapter: loading %s/%s, a pickle, with torch.load(weights_only=True)",
-                       adapter, ADAPTER_PICKLE)
-        return None
-    if has_pickle:
-        raise SystemExit(f"--adapter {adapter} has only {ADAPTER_PICKLE}, a pickle file that can run code when it is "
-                         f"loaded; this project loads adapters from {ADAPTER_WEIGHTS} only. If you trust where it "
-                         "came from, pass --allow_pickle_adapter (it is then loaded with torch.load(weights_only="
-                         "True)), or re-save it once with save_pretrained, which writes safetensors")
-    raise not_an_adapter(adapter, ADAPTER_WEIGHTS)
-
-
-def not_an_adapter(adapter: str, missing: str) -> SystemExit:
-    """The error for an --adapter folder without ``missing``; a full model there is a different flag's job."""
-    full = Path(adapter, "model.safetensors").is_file()
-    hint = " (it holds a full model: pass it as --model_name_or_path)" if full else ""
-    return SystemExit(f"--adapter {adapter} has no {missing}{hint}; pass the --output_dir of a LoRA run of "
-                      "train.py, or a checkpoint-N folder inside it")
-
-
-def adapter_mismatches(model, weights_file: str) -> list[str]:
-    """Adapter tensors that do not fit ``model`` (a base model, before peft wraps it): missing module or shape."""
-    from safetensors import safe_open
-
-    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    problems = []
-    with safe_open(weights_file, framework="pt") as handle:
-        for key in handle.keys():
-            shape = tuple(handle.get_slice(key).get_shape())
-            name = key.removeprefix(PEFT_PREFIX)
-            part = next((p for p in LORA_AXES if p in name), None)
-            if part is None and ".lora_" in name:
-                continue  # other LoRA variants' extras (DoRA magnitudes...) have no plain counterpart
-            target = name.split(part)[0] + ".weight" if part else name
-            base = shapes.get(target)
-            if base is None:
-                problems.append(f"{target} is not in the base")
-            elif (base[LORA_AXES[part]] != shape[LORA_AXES[part]]) if part else base != shape:
-                problems.append(f"{name} is {list(shape)} but the base's {target} is {list(base)}")
-    return problems
-
-
-def check_adapter_fits(model, weights_file: str | None, adapter: str, base: str) -> None:
-    """Refuse, naming both, an adapter trained for another base: its weights would not load, or load as noise."""
-    if weights_file is None:
-        return  # a pickle adapter allowed by the user: peft reports its own mismatches
-    config = Path(weights_file).with_name("adapter_config.json")
-    trained_on = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") if config.is_file() \
-        else None
-    problems = adapter_mismatches(model, weights_file)
-    if problems:
-        raise SystemExit(f"--adapter {adapter} does not fit the base model {base}: it was trained on {trained_on!r} "
-                         f"(base_model_name_or_path in its adapter_config.json) and {len(problems)} of its tensors do "
-                         f"not match this base, e.g. {'; '.join(problems[:3])}. Drop --model_name_or_path to load the "
-                         "base the adapter names, or pass the base it was trained on")
-    if trained_on and trained_on != base and not (Path(trained_on).exists() and Path(base).exists()
-                                                   and Path(trained_on).resolve() == Path(base).resolve()):
-        logger.warning("--adapter %s was trained on %s; loading it onto %s, whose shapes match", adapter, trained_on,
-                       base)
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision, token=token)
+    except (OSError, ValueError) as err:  # ValueError: a config.json without model_type, a malformed Hub id
+        raise SystemExit(
+            f"--model_name_or_path {name_or_path!r}: could not load a config ({err}). Pass a local folder written by "
+            "save_pretrained (e.g. from `python -m hindi_ocr.tiny DIR`) or a Hub id such as stepfun-ai/GOT-OCR-2.0-hf."
+        ) from None
+    if not isinstance(config, GotOcr2Config):
+        raise SystemExit(
+            f"--model_name_or_path {name_or_path!r} is a {config.model_type!r} model; this project fine-tunes "
+            "GOT-OCR2 (model_type 'got_ocr2'), e.g. stepfun-ai/GOT-OCR-2.0-hf."
+        )
+    return config

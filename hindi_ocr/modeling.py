@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoConfig, AutoProcessor, GotOcr2Config, GotOcr2ForConditionalGeneration
+from transformers import AutoProcessor, GotOcr2Config, GotOcr2ForConditionalGeneration
 
-from .checks import adapter_weights, check_adapter_fits, not_an_adapter
+from .adapters import adapter_weights, check_adapter_fits, not_an_adapter
+from .checks import check_got_ocr2
 from .examples import END_OF_TURN, num_image_tokens_for
 
 logger = logging.getLogger(__name__)
@@ -23,23 +24,6 @@ VISION_PROJECTIONS = r".*vision_tower.*\.(qkv|proj|lin1|lin2)"
 PROJECTOR = "multi_modal_projector"
 
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def check_got_ocr2(name_or_path: str, revision: str | None = None, token: str | None = None) -> GotOcr2Config:
-    """Fail early, with the checkpoint named, when it is not a GOT-OCR2 model."""
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, revision=revision, token=token)
-    except (OSError, ValueError) as err:  # ValueError: a config.json without model_type, a malformed Hub id
-        raise SystemExit(
-            f"--model_name_or_path {name_or_path!r}: could not load a config ({err}). Pass a local folder written by "
-            "save_pretrained (e.g. from `python -m hindi_ocr.tiny DIR`) or a Hub id such as stepfun-ai/GOT-OCR-2.0-hf."
-        ) from None
-    if not isinstance(config, GotOcr2Config):
-        raise SystemExit(
-            f"--model_name_or_path {name_or_path!r} is a {config.model_type!r} model; this project fine-tunes "
-            "GOT-OCR2 (model_type 'got_ocr2'), e.g. stepfun-ai/GOT-OCR-2.0-hf."
-        )
-    return config
 
 
 def load_processor(name_or_path: str, config: GotOcr2Config, revision: str | None = None, token: str | None = None):

@@ -9,7 +9,7 @@ from transformers import BertConfig, BertModel, GotOcr2ForConditionalGeneration
 
 import infer
 import train
-from hindi_ocr.checks import adapter_mismatches
+from hindi_ocr.adapters import adapter_mismatches
 from hindi_ocr.modeling import attach_lora
 from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model, load_tiny
