@@ -1,7 +1,7 @@
 """Hindi (Devanagari) text-line OCR: the seed CSV layout, ms-swift JSON rows, or lines rendered from fonts.
 
-The reading, checking and rendering live in ``hindi_ocr.rows`` and ``hindi_ocr.render``; this script only maps
-configs to splits. See README.md beside it for the options.
+The reading and checking live in ``hindi_ocr.rows`` (finding the files: ``discovery``, the split: ``splits``, the
+stream: ``streaming``) and the rendering in ``hindi_ocr.render``; this script only maps configs to splits. See README.md beside it for the options.
 
 Streaming (``load_dataset(..., streaming=True)`` / ``as_streaming_dataset()``) yields the same rows per split as a
 build; each annotation file is one shard, so ``split_dataset_by_node`` and DataLoader workers split by file.
@@ -16,7 +16,8 @@ import numpy as np
 from datasets.data_files import DataFilesDict
 from datasets.fingerprint import Hasher
 
-from hindi_ocr import render, rows, text
+from hindi_ocr import discovery, render, rows, splits, streaming, text
+from hindi_ocr.splits import SPLITS, read_splits
 
 _DESCRIPTION = "Text-line images of Hindi (Devanagari) with their NFC transcription, for OCR fine-tuning."
 _LICENSE = "Builder: Apache-2.0. Fonts: SIL OFL 1.1. Built-in synthetic text: wordfreq data, CC BY-SA 4.0."
@@ -38,7 +39,7 @@ class AnnotatedConfig(datasets.BuilderConfig):
         raise NotImplementedError
 
     def create_config_id(self, config_kwargs, custom_features=None):
-        fingerprint = rows.fingerprint(self.annotation_files())
+        fingerprint = discovery.fingerprint(self.annotation_files())
         return super().create_config_id({**config_kwargs, "inputs": fingerprint}, custom_features)
 
 
@@ -52,7 +53,7 @@ class CsvConfig(AnnotatedConfig):
     test_dir: str = "TestSamples"
 
     def inputs(self):
-        return rows.find_csv_inputs(self.data_dir, self.data_files, self.csv_file, self.image_dir,
+        return discovery.find_csv_inputs(self.data_dir, self.data_files, self.csv_file, self.image_dir,
                                     self.test_dir)
 
     def annotation_files(self):
@@ -66,7 +67,7 @@ class SwiftJsonConfig(AnnotatedConfig):
     json_file: Optional[str] = None
 
     def inputs(self):
-        return rows.find_json_inputs(self.data_dir, self.data_files, self.json_file)
+        return discovery.find_json_inputs(self.data_dir, self.data_files, self.json_file)
 
     def annotation_files(self):
         return [path for paths in self.inputs().values() for path in paths]
@@ -96,7 +97,7 @@ class SyntheticConfig(datasets.BuilderConfig):
         return self.text_file
 
     def create_config_id(self, config_kwargs, custom_features=None):
-        extra = {"inputs": rows.fingerprint([self.text_path()])} if self.text_file else {}
+        extra = {"inputs": discovery.fingerprint([self.text_path()])} if self.text_file else {}
         return super().create_config_id({**config_kwargs, **extra}, custom_features)
 
 
@@ -111,7 +112,7 @@ def _absolute(data_files, root):
 
 def _source_hash(script_hash):
     """Fold the library's code into the cache key: the rows/rendering logic lives outside this script."""
-    sources = [rows.__file__, render.__file__, text.__file__, __file__]
+    sources = [module.__file__ for module in (discovery, rows, splits, streaming, render, text)] + [__file__]
     return Hasher.hash([script_hash] + [open(path, "rb").read() for path in sources])
 
 
@@ -150,12 +151,12 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
                        check_images=config.check_images)
         if isinstance(dl_manager, datasets.StreamingDownloadManager):
             # One read of the annotation files now (text checks, the split); images are checked as rows are yielded.
-            plan = rows.plan_stream(config.inputs(), fmt, **options)
+            plan = streaming.plan_stream(config.inputs(), fmt, **options)
             return [datasets.SplitGenerator(name=split, gen_kwargs={"sources": sources, "stream": stream})
                     for split, (stream, sources) in plan.items()]
-        splits = rows.read_splits(config.inputs(), fmt, **options)
-        return [datasets.SplitGenerator(name=split, gen_kwargs={"line_rows": splits[split]})
-                for split in rows.SPLITS if splits[split]]  # a ratio of 0 means no such split
+        carved = read_splits(config.inputs(), fmt, **options)
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"line_rows": carved[split]})
+                for split in SPLITS if carved[split]]  # a ratio of 0 means no such split
 
     def _synthetic_splits(self, config):
         counts = [config.test_lines, config.validation_lines, config.train_lines]
@@ -171,11 +172,11 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
         fonts = tuple(render.devanagari_fonts(config.fonts))  # a tuple: only the lines are shards when streaming
         return [datasets.SplitGenerator(name=split, gen_kwargs={"lines": list(enumerate(parts[split])),
                                                                  "split": split, "fonts": fonts})
-                for split in rows.SPLITS if parts[split]]
+                for split in SPLITS if parts[split]]
 
     def _generate_examples(self, line_rows=None, lines=None, split=None, fonts=None, sources=None, stream=None):
         if sources is not None:  # streaming: rows read from each file as they are used
-            line_rows = (row for source in sources for row in rows.stream_rows(source, stream))
+            line_rows = (row for source in sources for row in streaming.stream_rows(source, stream))
         if line_rows is not None:
             for key, row in enumerate(line_rows):
                 image = {"path": row.image_path, "bytes": None}

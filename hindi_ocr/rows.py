@@ -2,28 +2,20 @@
 
 Rows are checked up front (text, image path, cheap image validity) so that a bad row fails the build with its
 file and line number instead of crashing a training run hours later. Images are not decoded into memory here.
-
-Streaming (:func:`plan_stream`, :func:`stream_rows`) splits that work in two: an index pass reads the annotation
-files alone (text checks, the split order) and each image is looked up and checked only when its row is yielded,
-so a run over millions of lines starts after one read of the CSV instead of one open of every image.
-"""
+Elsewhere: which files to read (:mod:`.discovery`), the split (:mod:`.splits`), rows as a stream (:mod:`.streaming`)."""
 
 from __future__ import annotations
 
 import csv
 import functools
-import glob
-import hashlib
 import json
 import logging
 import os
 import unicodedata
-from array import array
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from .text import normalize_text
@@ -32,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("image_file", "text")
 IMAGE_CHECKS = ("none", "header", "verify", "decode")
-SPLITS = ("train", "validation", "test")
 TOO_LARGE = "too large for a text line"  # start of check_image's answer for a decompression bomb
 
 
@@ -357,229 +348,3 @@ def read_swift_rows(json_path, *, skip_invalid: bool = False, check_images: str 
     json_path = Path(os.path.abspath(json_path))
     reject = _Rejects(json_path, skip_invalid)
     return reject.finish(list(_rows(json_path, "swift_json", None, reject, check_images)))
-
-
-def split_key(seed, image_file: str) -> int:
-    """A row's place in the split order: 64 bits of a seeded SHA-256 of its image name."""
-    return int.from_bytes(hashlib.sha256(f"{seed}\0{image_file}".encode()).digest()[:8], "big")
-
-
-def split_cuts(keys, validation_ratio: float, test_ratio: float):
-    """(test cut, validation cut) over rows ordered by (key, position): the last such pair of each carved split,
-    or None for a split of no rows. See :func:`split_of`."""
-    for name, ratio in (("validation_ratio", validation_ratio), ("test_ratio", test_ratio)):
-        if not 0 <= ratio < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {ratio}")
-    n = len(keys)
-    n_test, n_val = [max(1, round(n * r)) if r > 0 else 0 for r in (test_ratio, validation_ratio)]
-    if n_test + n_val >= n:
-        raise ValueError(f"{n} rows are too few for test_ratio={test_ratio} and "
-                         f"validation_ratio={validation_ratio}")
-    keys = np.asarray(keys, dtype=np.uint64)
-    order = np.argsort(keys, kind="stable")  # ties (one image listed twice) in file order
-
-    def cut(rank):
-        return (int(keys[order[rank]]), int(order[rank])) if rank >= 0 else None
-
-    return cut(n_test - 1), (cut(n_test + n_val - 1) if n_val else None)
-
-
-def split_of(key: int, position: int, cuts) -> str:
-    """The split of the row at ``position`` (among the rows being split) whose :func:`split_key` is ``key``."""
-    test, validation = cuts
-    if test is not None and (key, position) <= test:
-        return "test"
-    if validation is not None and (key, position) <= validation:
-        return "validation"
-    return "train"
-
-
-def split_rows(rows: list[LineRow], validation_ratio: float, test_ratio: float,
-               seed: int) -> dict[str, list[LineRow]]:
-    """Deterministic train/validation/test split: rows ordered by a seeded hash of ``image_file``.
-
-    Hashing (rather than shuffling positions) keeps a line in its split when the file is reordered or grows.
-    A non-zero ratio gets at least one row as long as one row is left for training.
-    """
-    keys = [split_key(seed, row.image_file) for row in rows]
-    cuts = split_cuts(keys, validation_ratio, test_ratio)
-    parts = {split: [] for split in SPLITS}
-    for position, (row, key) in enumerate(zip(rows, keys)):
-        parts[split_of(key, position, cuts)].append(row)
-    return parts
-
-
-def _split_files(data_files) -> dict[str, list[str]]:
-    files = {str(split): [str(p) for p in paths] for split, paths in dict(data_files).items() if paths}
-    unknown = set(files) - set(SPLITS)
-    if unknown or "train" not in files:
-        raise ValueError(f"data_files needs a 'train' entry and only the splits {SPLITS}; "
-                         f"got {sorted(files)}")
-    return files
-
-
-def find_csv_inputs(data_dir=None, data_files=None, csv_file="data.csv", image_dir=None,
-                    test_dir="TestSamples"):
-    """``{split: [(csv_path, image_dir or None)]}`` for the seed layout.
-
-    Relative ``csv_file``/``image_dir``/``test_dir`` are taken from ``data_dir`` (or the first train CSV's
-    folder). ``csv_file`` may be a glob (``shards/part-*.csv``: every match, sorted, is a train file; each
-    file's images are found beside it unless ``image_dir`` is given). ``image_dir`` applies to every CSV named
-    by ``csv_file``/``data_files``. ``test_dir`` (default
-    ``TestSamples``) becomes the test split when it exists, holds ``data.csv`` (or a single CSV) and
-    ``data_files`` has no test entry; its images are found by :func:`default_image_dir`.
-    """
-    if data_files:
-        files = _split_files(data_files)
-        root = data_dir or os.path.dirname(files["train"][0])
-    elif data_dir:
-        path = os.path.join(data_dir, csv_file)
-        paths = sorted(p for p in glob.glob(path) if os.path.isfile(p)) if glob.has_magic(csv_file) else [path]
-        if not paths or not os.path.isfile(paths[0]):
-            raise FileNotFoundError(f"{path} not found: the csv config reads {csv_file} (columns "
-                                    "image_file,text) from data_dir; name another file with csv_file=... "
-                                    "or data_files=...")
-        files, root = {"train": paths}, data_dir
-    else:
-        raise ValueError("the csv config needs data_dir (a folder with data.csv and output_images/) "
-                         "or data_files")
-    images = os.path.join(root, image_dir) if image_dir else None
-    if images and not os.path.isdir(images):
-        raise FileNotFoundError(f"image_dir {images} is not a folder")
-    inputs = {split: [(path, images) for path in paths] for split, paths in files.items()}
-    folder = os.path.join(root, test_dir) if test_dir else None
-    if "test" not in inputs and folder and os.path.isdir(folder):
-        found = sorted(p for p in os.listdir(folder) if p.lower().endswith(".csv"))
-        found = ["data.csv"] if "data.csv" in found else found
-        if len(found) != 1:
-            raise FileNotFoundError(f"test_dir {folder} should hold data.csv (found CSVs: {found}); "
-                                    "pass test_dir='' to split the test set off the main CSV instead")
-        inputs["test"] = [(os.path.join(folder, found[0]), None)]
-    elif "test" not in inputs and folder and test_dir != "TestSamples":
-        raise FileNotFoundError(f"test_dir {folder} is not a folder")
-    return inputs
-
-
-def find_json_inputs(data_dir=None, data_files=None, json_file=None) -> dict[str, list[str]]:
-    """``{split: [json_path]}``: ``data_files``, else ``json_file`` in ``data_dir``, else the ``*.json`` /
-    ``*.jsonl`` files there (``train``/``validation``/``test`` by name, or a single file of any name)."""
-    if data_files:
-        return _split_files(data_files)
-    if not data_dir:
-        raise ValueError("the swift_json config needs data_dir (a folder with the JSON/JSONL file) "
-                         "or data_files")
-    if json_file:
-        path = os.path.join(data_dir, json_file)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"json_file {path} not found")
-        return {"train": [path]}
-    found = sorted(p for p in os.listdir(data_dir) if p.lower().endswith((".json", ".jsonl")))
-    named = {os.path.splitext(p)[0].lower(): os.path.join(data_dir, p) for p in found}
-    if "train" in named:
-        return {split: [named[split]] for split in SPLITS if split in named}
-    if len(found) == 1:
-        return {"train": [os.path.join(data_dir, found[0])]}
-    raise FileNotFoundError(f"cannot tell which JSON file in {data_dir} to read (found {found}); "
-                            "set json_file=... or data_files={'train': ..., 'test': ...}")
-
-
-def read_splits(inputs: dict, fmt: str, *, validation_ratio=0.05, test_ratio=0.05, split_seed=42,
-                skip_invalid=False, check_images="verify") -> dict[str, list[LineRow]]:
-    """Read every input file (``fmt``: ``csv`` or ``swift_json``); carve the splits not given off train."""
-    def read(entry):
-        if fmt == "csv":
-            path, images = entry
-            return read_csv_rows(path, images, skip_invalid=skip_invalid, check_images=check_images)
-        return read_swift_rows(entry, skip_invalid=skip_invalid, check_images=check_images)
-
-    given = {split: [row for entry in entries for row in read(entry)] for split, entries in inputs.items()}
-    carved = split_rows(given.pop("train"), 0 if "validation" in given else validation_ratio,
-                        0 if "test" in given else test_ratio, split_seed)
-    return {**carved, **given}
-
-
-def fingerprint(paths) -> str:
-    """Size and mtime of the annotation files, so editing one rebuilds the cached dataset."""
-    stats = []
-    for path in paths:
-        stat = os.stat(path)
-        stats.append(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(stats).encode()).hexdigest()[:16]
-
-
-# --- streaming ------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StreamSource:
-    """One annotation file of a streamed split, with what the index pass learnt of it."""
-
-    path: str
-    fmt: str  # csv | swift_json
-    image_dir: str | None
-    skip: frozenset  # lines the index pass rejected (skip_invalid): passed over unread
-    first: int  # position of the file's first usable row among all train rows (-1: a split given by its own file)
-
-
-@dataclass(frozen=True)
-class StreamSplit:
-    """Which rows of its sources a streamed split keeps, and how they are checked when yielded."""
-
-    name: str
-    cuts: tuple | None  # split_cuts over the train rows; None: every usable row of the sources
-    seed: int
-    skip_invalid: bool
-    check_images: str
-
-
-def _index_file(path: Path, fmt: str, image_dir, skip_invalid: bool, keys=None, seed=0) -> frozenset:
-    """The index pass over one file: record and text checks and repeats, no image touched. Raises the first bad
-    row, or returns the lines to skip; appends each usable row's split key to ``keys`` (train files)."""
-    reject, usable = _Rejects(path, skip_invalid), 0
-    for row in _rows(path, fmt, image_dir, reject, "none", exists=_anywhere):
-        usable += 1
-        if keys is not None:
-            keys.append(split_key(seed, row.image_file))
-    reject.finish(usable)  # warns once per file; a file without one usable row stops the build, as in read_splits
-    return frozenset(reject.lines)
-
-
-def plan_stream(inputs: dict, fmt: str, *, validation_ratio=0.05, test_ratio=0.05, split_seed=42,
-                skip_invalid=False, check_images="verify") -> dict[str, tuple[StreamSplit, list[StreamSource]]]:
-    """``{split: (StreamSplit, [StreamSource])}``: what :func:`stream_rows` needs to yield, one file at a time, the
-    rows :func:`read_splits` would give. Reads every annotation file once, without opening an image, and keeps 8
-    bytes per train row (its split key) plus, while a file is read, one entry per image for the repeat checks."""
-    keys, sources = array("Q"), {}
-    for split, entries in inputs.items():
-        for entry in entries:
-            path, images = entry if fmt == "csv" else (entry, None)
-            path, first = Path(os.path.abspath(path)), len(keys) if split == "train" else -1
-            skip = _index_file(path, fmt, images, skip_invalid, keys if split == "train" else None, split_seed)
-            sources.setdefault(split, []).append(StreamSource(str(path), fmt, images, skip, first))
-    cuts = split_cuts(keys, 0 if "validation" in inputs else validation_ratio, 0 if "test" in inputs else test_ratio)
-    options = dict(seed=split_seed, skip_invalid=skip_invalid, check_images=check_images)
-    carved = {"train": cuts if cuts != (None, None) else None, "test": cuts[0], "validation": cuts[1]}
-    plan = {}
-    for split in SPLITS:
-        if split in inputs and split != "train":
-            plan[split] = (StreamSplit(split, None, **options), sources[split])
-        elif split == "train" or carved[split] is not None:  # a ratio of 0 means no such split
-            plan[split] = (StreamSplit(split, carved["train"], **options), sources["train"])
-    return plan
-
-
-def stream_rows(source: StreamSource, split: StreamSplit):
-    """The rows of ``split`` in one file, read as they are needed. Only a row of this split has its image looked up
-    and checked (``check_images``), so a bad image stops the stream, or is skipped with ``skip_invalid`` (counted
-    in a warning when the file is done), when its row comes up."""
-    path = Path(source.path)
-    reject = _Rejects(path, split.skip_invalid, track_repeats=False)  # repeats were the index pass's job
-    locate = _locator(source.fmt, path, source.image_dir)
-    records = _csv_records(path, reject, source.skip) if source.fmt == "csv" else \
-        _swift_records(path, reject, source.skip)
-    for position, (line, image_file, text) in enumerate(records, start=source.first):
-        if split.cuts is not None and split_of(split_key(split.seed, image_file), position, split.cuts) != split.name:
-            continue
-        row = _check_row(reject, line, normalize_text(text), image_file, locate(image_file), split.check_images)
-        if row:
-            yield row
-    reject.finish(None, require_rows=False)

@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from hindi_ocr import render, rows  # noqa: E402
+from hindi_ocr.splits import split_rows  # noqa: E402
 from hindi_ocr.data import load_line_dataset  # noqa: E402
 
 BUILDER = str(Path(__file__).resolve().parent.parent / "dataset_builder")
@@ -94,8 +95,8 @@ def test_csv_split_is_deterministic_and_depends_on_the_seed(tmp_path):
 
 def test_split_rows_survives_reordering_and_keeps_file_order():
     line_rows = [rows.LineRow(f"/x/{i}.png", WORDS[i], f"{i}.png", "d.csv", i + 2) for i in range(12)]
-    forward = rows.split_rows(line_rows, 0.2, 0.2, seed=1)
-    backward = rows.split_rows(line_rows[::-1], 0.2, 0.2, seed=1)
+    forward = split_rows(line_rows, 0.2, 0.2, seed=1)
+    backward = split_rows(line_rows[::-1], 0.2, 0.2, seed=1)
 
     def names(parts):
         return {split: {r.image_file for r in part} for split, part in parts.items()}
@@ -104,7 +105,7 @@ def test_split_rows_survives_reordering_and_keeps_file_order():
     assert [len(forward[s]) for s in SPLITS] == [8, 2, 2]
     assert [r.line for r in forward["train"]] == sorted(r.line for r in forward["train"])
     with pytest.raises(ValueError, match="2 rows are too few for test_ratio=0.1 and validation_ratio=0.1"):
-        rows.split_rows(line_rows[:2], 0.1, 0.1, seed=1)
+        split_rows(line_rows[:2], 0.1, 0.1, seed=1)
 
 
 def test_test_samples_folder_becomes_the_test_split(tmp_path):
