@@ -13,13 +13,13 @@ import logging
 from pathlib import Path
 
 from hindi_ocr import compare
+from hindi_ocr.arguments import DEFAULT_MODEL
 from hindi_ocr.checks import positive_int
 from hindi_ocr.examples import LINE_LAYOUTS
 from hindi_ocr.hub import publish_merged
 from hindi_ocr.inference import lines_from_data_dir, lines_from_paths, save_settings, write_predictions
 from hindi_ocr.scoring import score
 from hindi_ocr.tesseract import locate
-from hindi_ocr.training import DEFAULT_MODEL
 
 
 def parse_args(argv=None):

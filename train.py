@@ -11,8 +11,9 @@ import transformers
 
 from hindi_ocr.checks import check_training_run
 from hindi_ocr.hub import publish_run
+from hindi_ocr.arguments import parse_args
 from hindi_ocr.training import (
-    build_model_and_processor, build_trainer, evaluate_test, load_datasets, parse_args, train_and_save, where_saved,
+    build_model_and_processor, build_trainer, evaluate_test, load_datasets, train_and_save, where_saved,
 )
 
 

@@ -24,10 +24,8 @@ def main(spec: dict) -> dict:
     import transformers
     from transformers import TrainerCallback
 
-    from hindi_ocr.training import (
-        DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments, build_model_and_processor, build_trainer,
-        load_datasets,
-    )
+    from hindi_ocr.arguments import DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments
+    from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])

@@ -72,9 +72,9 @@ def main(argv=None) -> int:
     from hindi_ocr.examples import OcrExampleBuilder
     from hindi_ocr.inference import lines_from_data_dir, read_lines
     from hindi_ocr.modeling import attach_lora, configure_generation, load_base_model, load_processor
-    from hindi_ocr.training import (
-        DataArguments, OcrTrainingArguments, build_trainer, check_got_ocr2, load_datasets,
-    )
+    from hindi_ocr.arguments import DataArguments, OcrTrainingArguments
+    from hindi_ocr.checks import check_got_ocr2
+    from hindi_ocr.training import build_trainer, load_datasets
 
     torch.set_num_threads(args.threads)
     transformers.utils.logging.set_verbosity_error()

@@ -59,10 +59,8 @@ def child(gc: bool, data: Path, model_dir: Path) -> dict:
     import transformers
 
     from hindi_ocr.examples import OcrExampleBuilder
-    from hindi_ocr.training import (
-        DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments, build_model_and_processor, build_trainer,
-        load_datasets,
-    )
+    from hindi_ocr.arguments import DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments
+    from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
 
     transformers.utils.logging.set_verbosity_error()
     me = psutil.Process(os.getpid())

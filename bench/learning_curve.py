@@ -183,7 +183,8 @@ class Budget:
 def build(args, out: Path):
     from hindi_ocr.render import devanagari_fonts
     from hindi_ocr.tiny import build_tiny_model, load_tiny
-    from hindi_ocr.training import DataArguments, OcrTrainingArguments, build_trainer
+    from hindi_ocr.arguments import DataArguments, OcrTrainingArguments
+    from hindi_ocr.training import build_trainer
     from hindi_ocr.modeling import configure_generation
 
     model_dir = args.init or build_tiny_model(out / "init", image_size=args.image_size, seed=args.seed,

@@ -16,7 +16,7 @@ import datasets
 from huggingface_hub import DatasetCard
 
 from hindi_ocr.data import load_line_dataset
-from hindi_ocr.training import parse_options
+from hindi_ocr.arguments import parse_options
 
 SYNTHETIC_TEXT_LICENSE = "cc-by-sa-4.0"  # wordfreq's word lists; the fonts are SIL OFL 1.1
 SOURCES = {

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checkpoints import resume_point
+
+if TYPE_CHECKING:
+    from transformers import GotOcr2Config
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ def load_reader(model_name_or_path: str | None, adapter: str | None, *, revision
     """The base (default: the adapter's, else GOT-OCR2 on the Hub), the adapter, generation settings and the line
     layout the adapter was trained with (``hindi_ocr.json``) unless ``line_layout`` overrides it."""
     from .modeling import adapter_base_model, configure_generation, load_for_reading
-    from .training import DEFAULT_MODEL
+    from .arguments import DEFAULT_MODEL
 
     base = model_name_or_path or (adapter and adapter_base_model(adapter, adapter_revision, token)) or DEFAULT_MODEL
     model, processor = load_for_reading(base, adapter, revision=revision, adapter_revision=adapter_revision,

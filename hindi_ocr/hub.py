@@ -1,40 +1,24 @@
-"""Publishing on the Hugging Face Hub: the model card (metadata the Hub understands, sample lines, eval results),
-training arguments pickled without the token, and pushes that keep the files and say how to retry when they fail.
+"""Publishing on the Hugging Face Hub: training arguments pickled without the token, and pushes that keep the files
+and say how to retry when they fail. The card that goes with them is :mod:`hindi_ocr.card`.
 
 The Trainer does the pushing (``--push_to_hub``, ``--hub_strategy``, ``--hub_private_repo``, ``--hub_token``);
-``OcrTrainer.create_model_card`` calls :func:`write_model_card` so that our card, not the Trainer's draft or
-peft's, is the README.md in output_dir and on the Hub.
+:func:`publish_run` writes our card first (``OcrTrainer.create_model_card``) and retries the final push.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import re
 import shlex
 import time
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants
-
-from .examples import to_rgb
+from .card import GOT_IMAGE_TOKENS, load_card, merged_card
 
 logger = logging.getLogger(__name__)
 
-LICENSE = "apache-2.0"  # GOT-OCR2's licence, which a fine-tune of it keeps
-LANGUAGE = "hi"
-PIPELINE_TAG = "image-to-text"
-TAGS = ["ocr", "hindi", "devanagari", "got-ocr2", "text-line-ocr"]
-TASK_NAME = "Hindi text-line OCR"
-SAMPLES_DIR = "samples"
-NUM_SAMPLES = 3
-GOT_IMAGE_TOKENS = 256  # GotOcr2Processor's default; other bases need processor.num_image_tokens set
 TRAINER_PUSH_IGNORE = ("_*", "checkpoint-*")  # what Trainer.push_to_hub leaves out of output_dir
 RETRY_WAITS = (3, 6)  # seconds before the 2nd and 3rd attempt of a final push
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-METRICS = (("cer", "CER"), ("wer", "WER"), ("grapheme_cer", "grapheme CER"))
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class HubTokenNotPickled:
@@ -47,280 +31,6 @@ class HubTokenNotPickled:
         return state
 
 
-def hub_id(name: str | None) -> str | None:
-    """``name`` when it names a Hub repo rather than a local folder (local paths mean nothing in a card)."""
-    if name and HUB_ID.match(name) and not Path(name).exists():
-        return name
-    return None
-
-
-# ---- model card -------------------------------------------------------------------------------------------------
-
-def write_model_card(trainer) -> Path:
-    """Sample line images and our card into output_dir, where Trainer.push_to_hub uploads them from."""
-    out = Path(trainer.args.output_dir)
-    split, samples = write_samples(out, getattr(trainer, "splits", None))
-    path = out / "README.md"
-    adapter_card(trainer, samples, split).save(path)
-    return path
-
-
-def write_samples(output_dir: Path, splits, count: int = NUM_SAMPLES) -> tuple[str | None, list[tuple[str, str]]]:
-    """The first lines of the test split (else validation) as samples/1.png ...: (split, [(file, text)])."""
-    from .data import first_rows  # a streamed split has no len() and no select()
-
-    split, rows = None, []
-    for name in ("test", "validation"):
-        rows = list(first_rows(splits[name], count)) if splits and name in splits else []
-        if rows:
-            split = name
-            break
-    if split is None:
-        return None, []
-    (output_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-    samples = []
-    for number, row in enumerate(rows, start=1):
-        name = f"{SAMPLES_DIR}/{number}.png"
-        to_rgb(row["image"]).save(output_dir / name)
-        samples.append((name, row["text"]))
-    # The seed layout, so that `infer.py --data_dir OUTPUT_DIR/samples` reads them with references (CER).
-    with open(output_dir / SAMPLES_DIR / "data.csv", "w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([("image_file", "text")] + [(Path(name).name, text) for name, text in samples])
-    return split, samples
-
-
-def final_metrics(output_dir: Path, log_history: list[dict]) -> tuple[str, dict] | None:
-    """(split, {cer, wer, ...}) of the last evaluation: test_results.json, else the last validation eval."""
-    test = output_dir / "test_results.json"
-    if test.is_file():
-        return "test", _unprefixed(json.loads(test.read_text(encoding="utf-8")), "test_")
-    evals = [record for record in log_history if "eval_cer" in record]
-    return ("validation", _unprefixed(evals[-1], "eval_")) if evals else None
-
-
-def _unprefixed(metrics: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
-
-
-def dataset_reference(data_args, splits) -> dict:
-    """How the card names the training data: a Hub dataset id, or this project's builder config and folder."""
-    config = next(iter(splits.values())).info.config_name if splits else None
-    name = getattr(data_args, "dataset_name", None)
-    if hub_id(name):
-        return {"hub_id": name, "type": name, "name": name, "config": config}
-    folder = Path(data_args.data_dir).name if getattr(data_args, "data_dir", None) else None
-    label = f"Hindi text lines ({config}{': ' + folder if folder else ''})"
-    return {"hub_id": None, "type": "hindi-line-ocr", "name": label, "config": config}
-
-
-def eval_results(metrics: dict, split: str, dataset: dict) -> list[EvalResult]:
-    """model-index entries (CER, WER) that the Hub shows as the model's evaluation results."""
-    return [
-        EvalResult(task_type=PIPELINE_TAG, task_name=TASK_NAME, dataset_type=dataset["type"],
-                   dataset_name=dataset["name"], dataset_config=dataset["config"], dataset_split=split,
-                   metric_type=key, metric_name=label, metric_value=metrics[key])
-        for key, label in METRICS[:2] if key in metrics
-    ]
-
-
-def widget_entries(repo_id: str | None, revision: str | None, samples: list[tuple[str, str]]) -> list[dict]:
-    """Widget inputs: the sample images by their URL in the repo (only known once there is a repo id)."""
-    if not repo_id:
-        return []
-    base = f"{constants.ENDPOINT}/{repo_id}/resolve/{revision or 'main'}"
-    return [{"src": f"{base}/{name}", "example_title": f"Sample {number}"}
-            for number, (name, _) in enumerate(samples, start=1)]
-
-
-def card_metadata(*, model_name: str, base_model: str | None, library_name: str, datasets: list[str] | None,
-                  results: list[EvalResult], widget: list[dict]) -> ModelCardData:
-    return ModelCardData(
-        model_name=model_name, base_model=hub_id(base_model), library_name=library_name, pipeline_tag=PIPELINE_TAG,
-        language=LANGUAGE, license=LICENSE, datasets=datasets or None, tags=list(TAGS), eval_results=results or None,
-        widget=widget or None,
-    )
-
-
-def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | None) -> ModelCard:
-    """The card of a training run: metadata, results, samples, how to run it, hyper-parameters, limitations."""
-    args, model = trainer.args, trainer.model
-    out = Path(args.output_dir)
-    repo_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id
-    source = repo_id or str(out)
-    peft_config = getattr(model, "peft_config", {}).get("default")
-    base = peft_config.base_model_name_or_path if peft_config else model.config._name_or_path
-    splits = getattr(trainer, "splits", None) or {}
-    dataset = dataset_reference(getattr(trainer, "data_args", None), splits)
-    evaluated = final_metrics(out, trainer.state.log_history)
-    results = eval_results(evaluated[1], evaluated[0], dataset) if evaluated else []
-    collator = trainer.data_collator
-    data = card_metadata(
-        model_name=repo_id or out.name, base_model=base, library_name="peft" if peft_config else "transformers",
-        datasets=[dataset["hub_id"]] if dataset["hub_id"] else None, results=results,
-        widget=widget_entries(repo_id, args.hub_revision, samples),
-    )
-    kind = "A LoRA adapter for" if peft_config else "A fine-tune of"
-    sections = [
-        f"# {(repo_id or out.name).split('/')[-1]}",
-        f"{kind} the GOT-OCR2 model `{_display(base)}` that reads one printed line of Hindi (Devanagari) text "
-        "from an image and returns its transcription (Unicode NFC).",
-        "## Results\n\n" + results_table(evaluated, splits, max_new_tokens=collator.max_target_tokens + 1),
-        samples_section(samples, sample_split),
-        usage_section(source, base if peft_config else None, collator.line_layout,
-                      max_new_tokens=collator.max_target_tokens + 1,
-                      num_image_tokens=getattr(trainer.processing_class, "num_image_tokens", GOT_IMAGE_TOKENS)),
-        "## Training\n\n" + training_section(trainer, base, dataset, splits, peft_config),
-        limitations_section(f"{_count(splits['train'])} lines" if "train" in splits else "lines not recorded here",
-                            collator.max_target_tokens),
-    ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n")
-
-
-def _count(split) -> str:
-    """A split's number of lines for the card; "streamed" for a stream (--streaming), whose length is unknown."""
-    from .data import num_rows
-
-    n = num_rows(split)
-    return "streamed" if n is None else str(n)
-
-
-def _display(name: str | None) -> str:
-    return hub_id(name) or f"{Path(name or 'unknown').name} (a local checkpoint)"
-
-
-def results_table(evaluated: tuple[str, dict] | None, splits, max_new_tokens: int) -> str:
-    if not evaluated:
-        return "No evaluation was run."
-    split, metrics = evaluated
-    lines = _count(splits[split]) if split in splits else "?"
-    header = "| split | lines | " + " | ".join(label for _, label in METRICS) + " |"
-    row = f"| {split} | {lines} | " + " | ".join(f"{metrics[k]:.4f}" if k in metrics else "-" for k, _ in METRICS)
-    return (f"{header}\n|---|---|---|---|---|\n{row} |\n\nCharacter, word and grapheme-cluster error rates: edit "
-            "distance divided by the reference length, lower is better. Greedy decoding, at most "
-            f"{max_new_tokens} new tokens, stopping at `<|im_end|>`.")
-
-
-def samples_section(samples: list[tuple[str, str]], split: str | None) -> str:
-    if not samples:
-        return ""
-    rows = "\n".join(f"| ![sample {n}]({name}) | {_cell(text)} |" for n, (name, text) in enumerate(samples, start=1))
-    return f"## Sample lines\n\nFrom the {split} split (not trained on):\n\n| image | reference |\n|---|---|\n{rows}"
-
-
-# What a reader must do to a line image before GOT's processor, for layouts other than the default squash.
-LAYOUT_NOTES = {
-    "letterbox": "\n\nThis model was trained with `--line_layout letterbox`: pad each line to a square with its paper "
-                 "colour, keeping the aspect ratio, before the processor (infer.py does this).",
-    "fold": "\n\nThis model was trained with `--line_layout fold`: cut each line into k = round(sqrt(width / height)) "
-            "equal pieces stacked top to bottom (`hindi_ocr.examples.fold`) before the processor (infer.py does this).",
-}
-
-
-def usage_section(model_id: str, base: str | None, line_layout: str, max_new_tokens: int,
-                  num_image_tokens: int = GOT_IMAGE_TOKENS) -> str:
-    """How to read lines with it: this project's infer.py, and plain transformers (+ peft for an adapter)."""
-    flag = f"--adapter {model_id}" if base else f"--model_name_or_path {model_id}"
-    code = python_usage(model_id, base, max_new_tokens, num_image_tokens)
-    layout_note = LAYOUT_NOTES.get(line_layout, "")
-    return (
-        "## How to use\n\nWith this project (line images, folders of them, or a `data.csv` folder that also gives "
-        f"CER/WER):\n\n```bash\npython infer.py {flag} line1.png line2.png\npython infer.py {flag} --data_dir "
-        f"TestSamples --output predictions.csv\n```\n\nWith transformers{' and peft' if base else ''} only:\n\n"
-        f"```python\n{code}```{layout_note}"
-    )
-
-
-def python_usage(model_id: str, base: str | None, max_new_tokens: int, num_image_tokens: int = GOT_IMAGE_TOKENS) -> str:
-    """Code that reads ``line.png``: greedy generation from GOT's OCR prompt, stopping at ``<|im_end|>``."""
-    if base:
-        load = (f'model = GotOcr2ForConditionalGeneration.from_pretrained("{base}")\n'
-                f'model = PeftModel.from_pretrained(model, "{model_id}").eval()\n')
-    else:
-        load = f'model = GotOcr2ForConditionalGeneration.from_pretrained("{model_id}").eval()\n'
-    tokens = "" if num_image_tokens == GOT_IMAGE_TOKENS else (
-        f"processor.num_image_tokens = {num_image_tokens}  # this base's image tokens per tile (the default is 256)\n")
-    return (
-        "import torch\n"
-        + ("from peft import PeftModel\n" if base else "")
-        + "from PIL import Image\nfrom transformers import AutoProcessor, GotOcr2ForConditionalGeneration\n\n"
-        f'processor = AutoProcessor.from_pretrained("{model_id}")\n{tokens}{load}\n'
-        'inputs = processor(images=Image.open("line.png").convert("RGB"), return_tensors="pt")\n'
-        'end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")\n'
-        "with torch.inference_mode():\n"
-        f"    ids = model.generate(**inputs, max_new_tokens={max_new_tokens}, do_sample=False, eos_token_id=end, "
-        "pad_token_id=end)\n"
-        'print(processor.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))\n'
-    )
-
-
-def training_section(trainer, base: str | None, dataset: dict, splits, peft_config) -> str:
-    args, state, collator = trainer.args, trainer.state, trainer.data_collator
-    counts = ", ".join(f"{_count(rows)} {split}" for split, rows in splits.items())
-    data = f"`{dataset['hub_id']}`" if dataset["hub_id"] else dataset["name"]
-    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    warmup = f"{args.warmup_steps:.0%} of the steps" if 0 < args.warmup_steps < 1 else f"{args.warmup_steps:g} steps"
-    rows = {
-        "base model": f"`{_display(base)}`",
-        "data": f"{data}; {counts} lines" if counts else data,
-        "optimizer steps": f"{state.global_step} (epochs: {state.epoch or 0:.2f})",
-        "learning rate": f"{args.learning_rate:g}, {_value(args.lr_scheduler_type)} schedule, warm-up {warmup}",
-        "batch": f"{args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} accumulation "
-                 f"x {args.world_size} device(s) = {batch} lines",
-        "optimizer": f"{_value(args.optim)}, weight decay {args.weight_decay:g}",
-        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else str(trainer.model.dtype).replace("torch.", ""),
-        "seed": args.seed,
-        "line layout": collator.line_layout,
-        "max target tokens": collator.max_target_tokens,
-    }
-    if peft_config:
-        rows["LoRA"] = (f"r={peft_config.r}, alpha={peft_config.lora_alpha}, dropout={peft_config.lora_dropout}, "
-                        f"targets `{peft_config.target_modules}`")
-        if peft_config.modules_to_save:
-            rows["trained in full"] = ", ".join(sorted(peft_config.modules_to_save))
-    table = "\n".join(f"| {key} | {_cell(value)} |" for key, value in rows.items())
-    return f"Trained with this project's `train.py`.\n\n| setting | value |\n|---|---|\n{table}"
-
-
-def _cell(value) -> str:
-    """A Markdown table cell: a ``|`` (as in LoRA target regexes) would end the cell."""
-    return str(value).replace("|", "\\|")
-
-
-def _value(option) -> str:
-    return str(getattr(option, "value", option))
-
-
-def limitations_section(trained_on: str, max_target_tokens: int | None = None) -> str:
-    cut = (f"- Transcriptions were cut at {max_target_tokens} tokens in training: longer lines may be read only in "
-           "part.\n" if max_target_tokens else "")
-    return (
-        "## Limitations\n\n"
-        "- It reads one line per image: split pages and paragraphs into lines first.\n"
-        f"- It was fine-tuned on {trained_on}. Fonts, scans, photos or handwriting unlike them may read much worse: "
-        "measure CER on a sample of your own lines (`infer.py --data_dir`) before relying on it.\n"
-        f"{cut}"
-        "- Output is Unicode NFC. Latin letters and digits inside a line are read only as well as the base model "
-        "and the training lines allow."
-    )
-
-
-def merged_card(repo_id: str, base: str | None, adapter: str, adapter_card_: ModelCard | None, line_layout: str,
-                max_new_tokens: int, num_image_tokens: int) -> ModelCard:
-    """Card of a merged checkpoint: the adapter card's results, data and widget, with transformers-only usage."""
-    source = adapter_card_.data if adapter_card_ else ModelCardData()
-    data = card_metadata(model_name=repo_id, base_model=base, library_name="transformers", datasets=source.datasets,
-                         results=source.eval_results or [], widget=source.get("widget") or [])
-    sections = [
-        f"# {repo_id.split('/')[-1]}",
-        f"GOT-OCR2 `{_display(base)}` with the LoRA adapter `{hub_id(adapter) or Path(adapter).name}` merged into "
-        "its weights: a standalone checkpoint that reads one printed line of Hindi (Devanagari) text, no peft needed. "
-        "The evaluation results are the adapter's.",
-        usage_section(repo_id, None, line_layout, max_new_tokens, num_image_tokens),
-        limitations_section(f"the training lines of the adapter `{hub_id(adapter) or Path(adapter).name}`"),
-    ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
-
-
 def publish_merged(folder: str, repo_id: str, base: str | None, adapter: str, adapter_revision: str | None = None,
                    token: str | None = None, private: bool | None = None, line_layout: str = "squash",
                    max_new_tokens: int = 256, num_image_tokens: int = GOT_IMAGE_TOKENS) -> None:
@@ -329,21 +39,6 @@ def publish_merged(folder: str, repo_id: str, base: str | None, adapter: str, ad
                        max_new_tokens, num_image_tokens)
     card.save(Path(folder) / "README.md")
     push_folder(folder, repo_id, token=token, private=private, commit_message="Upload merged model")
-
-
-def load_card(source: str, revision: str | None = None, token: str | None = None) -> ModelCard | None:
-    """The README.md card of a local folder or Hub repo, None when it has none."""
-    from huggingface_hub import hf_hub_download
-
-    local = Path(source) / "README.md"
-    try:
-        if not local.is_file():
-            if Path(source).is_dir():
-                return None
-            local = hf_hub_download(source, "README.md", revision=revision, token=token)
-        return ModelCard.load(local)
-    except Exception:  # no card, or unreachable: the merged card then has no results
-        return None
 
 
 # ---- pushing ----------------------------------------------------------------------------------------------------

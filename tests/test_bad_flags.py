@@ -173,7 +173,7 @@ def test_resuming_with_other_lora_flags_names_the_flag(tmp_path, tiny, adapter, 
 
 
 def test_dataset_options_keep_commas_of_list_values():
-    from hindi_ocr.training import parse_options
+    from hindi_ocr.arguments import parse_options
 
     assert parse_options("fonts=Hind,Teko-Bold,seed=3,augment=false,text_file=a b.txt") == {
         "fonts": "Hind,Teko-Bold", "seed": 3, "augment": False, "text_file": "a b.txt"}

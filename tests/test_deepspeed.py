@@ -16,7 +16,7 @@ from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config  # noqa: E402
 
 from hindi_ocr.tiny import build_tiny_model, load_tiny  # noqa: E402
-from hindi_ocr.training import OcrTrainingArguments  # noqa: E402
+from hindi_ocr.arguments import OcrTrainingArguments  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -17,11 +17,12 @@ from torch.utils.data import DataLoader
 
 import train
 from hindi_ocr import rows
+from hindi_ocr.arguments import parse_args
+from hindi_ocr.card import write_samples
 from hindi_ocr.data import first_rows, in_memory, load_line_dataset, single_shard
-from hindi_ocr.hub import write_samples
 from hindi_ocr.render import generate_lines, write_line_folder
 from hindi_ocr.tiny import build_tiny_model
-from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets, parse_args
+from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDER = str(ROOT / "dataset_builder")
