@@ -17,6 +17,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 from .checks import check_streaming
 from .examples import LINE_LAYOUTS
 from .hub import HubTokenNotPickled
+from .precision import check_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,11 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
     report_to: list[str] | None = field(
         default_factory=lambda: ["tensorboard"], metadata={"help": "Loggers: tensorboard (default), none, wandb, ..."}
     )
+    logging_nan_inf_filter: bool = field(
+        default=False, metadata={"help": "Replace NaN/inf losses in the logs by the running mean. Off: it hides a run "
+                                         "gone non-finite (logging 'loss 0.0') and costs a device sync per step; "
+                                         "the non-finite guard stops such a run instead."}
+    )
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after N evaluations without a better metric_for_best_model."}
     )
@@ -135,6 +141,8 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
         # (no gradient all-reduce, each rank's CER from its own shard).
         if launched and not self.use_cpu and not torch.accelerator.is_available():
             self.use_cpu = True
+        if self.bf16 or self.bf16_full_eval:  # before transformers' own check, which says less (or emulates bf16)
+            check_bf16("--bf16 true" if self.bf16 else "--bf16_full_eval true", use_cpu=self.use_cpu)
         # One process: accelerate would look for a process group for --ddp_backend and fail; the same flags must
         # work with and without a launcher.
         if not launched and self.ddp_backend:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checkpoints import resume_point
+from .hub_resume import fetch_last_checkpoint, wants_hub
+from .precision import check_bf16, fp16_problem
 
 if TYPE_CHECKING:
     from transformers import GotOcr2Config
@@ -30,9 +32,22 @@ def positive_int(text: str) -> int:
 def check_training_run(model_args, data_args, lora_args, training_args) -> None:
     """The local train.py checks, quickest first, before any network access or model loading; sets
     ``training_args.resume_from_checkpoint`` to a complete folder. A Hub model id is checked when the model loads,
-    after the data (a wrong --data_dir should not wait for the Hub's retries)."""
+    after the data (a wrong --data_dir should not wait for the Hub's retries). The one exception is
+    ``--resume_from_checkpoint hub``: its checkpoint is downloaded here, after the data folder check, because the
+    output_dir and LoRA-shape checks need it."""
     check_data_dir(data_args.data_dir)
     check_max_steps(training_args.max_steps, training_args.num_train_epochs)
+    if model_args.dtype == "bfloat16":
+        check_bf16("--dtype bfloat16", use_cpu=training_args.use_cpu)
+    problem = fp16_problem(training_args.fp16, model_args.dtype,
+                           trains_full_weights=not lora_args.use_lora or lora_args.train_projector)
+    if problem:
+        raise SystemExit(problem)
+    if wants_hub(training_args.resume_from_checkpoint):  # one process per machine downloads, the others reuse it
+        with training_args.main_process_first(local=training_args.save_on_each_node, desc="last-checkpoint"):
+            training_args.resume_from_checkpoint = fetch_last_checkpoint(
+                training_args.hub_model_id, training_args.output_dir, token=training_args.hub_token,
+                revision=training_args.hub_revision)
     training_args.resume_from_checkpoint = resume_point(training_args.resume_from_checkpoint,
                                                         training_args.output_dir)
     if training_args.resume_from_checkpoint:

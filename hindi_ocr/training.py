@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from .arguments import WORLD_SIZE_VARIABLES, DataArguments, LoraArguments, ModelArguments, parse_options
 from .card import write_model_card
 from .checks import check_got_ocr2
+from .guard import NonFiniteGuard, NonFiniteTraining, sixteen_bit_flags
 from .inference import save_settings
 from .examples import IGNORE_INDEX, OcrExampleBuilder, prompt_length
 from .modeling import attach_lora, configure_generation, load_base_model, load_processor
@@ -176,7 +177,9 @@ def build_model_and_processor(model_args: ModelArguments, lora_args: LoraArgumen
 
 def build_trainer(model, processor, datasets, data_args: DataArguments, training_args) -> OcrTrainer:
     """The Trainer with our collator, generation-based CER/WER and optional early stopping."""
-    callbacks = []
+    dtype = str(getattr(model, "dtype", "")).removeprefix("torch.")
+    callbacks = [NonFiniteGuard(training_args.output_dir, training_args.learning_rate,
+                                sixteen_bit_flags(training_args, dtype), loss_scaling=training_args.fp16)]
     if training_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=training_args.early_stopping_patience))
     cache = None
@@ -255,6 +258,9 @@ def select_samples(datasets, data_args: DataArguments):
 def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments) -> dict:
     """Train (or resume), then write the adapter/model, processor, reading settings and metrics to output_dir."""
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    guard = next((c for c in trainer.callback_handler.callbacks if isinstance(c, NonFiniteGuard)), None)
+    if guard is not None and guard.message:  # the Trainer stopped cleanly (logs flushed, pushes done); save nothing
+        raise NonFiniteTraining(guard.message)
     trainer.save_model(_internal_call=True)  # no push yet: hindi_ocr.hub.publish_run pushes once tested
     if trainer.is_world_process_zero():
         save_settings(training_args.output_dir, data_args.line_layout)

@@ -1,0 +1,138 @@
+"""A run whose loss goes non-finite stops at once with exit code 1 and a message naming the step, the value and what
+to try; the checkpoints already written stay byte-for-byte as they were and nothing broken is saved.
+
+Two real ways to get there: an absurd learning rate, and resuming onto a base model with a corrupted weight (a NaN
+in the language model's final norm, as a bad download or a bad merge leaves)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import train
+from hindi_ocr.checkpoints import checkpoint_problem
+from hindi_ocr.render import write_line_folder
+from hindi_ocr.tiny import build_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+LINES = ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो", "पानी गरम है"]
+RECIPE = ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--seed", "7", "--lora_r", "4",
+          "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "1", "--max_target_tokens", "16",
+          "--lr_scheduler_type", "constant", "--dataset_options", "validation_ratio=0,test_ratio=0"]
+HINT = ("Try: a lower --learning_rate than {lr} in a fresh run (a new --output_dir, or --overwrite_output_dir); fp32 "
+        "is already in use here, so check the data and the base model too; or --resume_from_checkpoint {last} to go "
+        "on from there (a resumed run keeps that run's learning rate and optimizer state).")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("guard")
+    model = build_tiny_model(root / "tiny")
+    poisoned = root / "tiny-poisoned"
+    shutil.copytree(model, poisoned)
+    weights = load_file(poisoned / "model.safetensors")
+    weights["language_model.model.norm.weight"][0] = float("nan")
+    save_file(weights, poisoned / "model.safetensors", metadata={"format": "pt"})
+    return model, poisoned, write_line_folder(root / "data", LINES, size=20)
+
+
+def flags(model, data, out, *extra):
+    return ["--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir", str(out), *RECIPE, *extra]
+
+
+def train_cli(*args) -> subprocess.CompletedProcess:
+    env_offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, env={**os.environ, **env_offline},
+                          capture_output=True, text=True, timeout=600)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_absurd_learning_rate_stops_at_the_first_nan_and_keeps_the_checkpoint_before(base, tmp_path):
+    model, _, data = base
+    out = tmp_path / "out"
+    # Logs every 5 steps, saves every step: the guard makes each save follow a log, so no save escapes the check.
+    done = train_cli(*flags(model, data, out, "--learning_rate", "1e20", "--max_steps", "6", "--save_steps", "1",
+                            "--logging_steps", "5"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = out / "checkpoint-1"
+    assert done.stderr.rstrip().splitlines()[-1] == (
+        f"Training stopped at step 2: the training loss is nan (gradient norm nan). The last checkpoint, {last} "
+        "(saved with a finite loss and weights), is untouched; nothing from step 2 on was saved or pushed. "
+        + HINT.format(lr="1e+20", last=last))
+    assert "{'loss': 'nan', 'grad_norm': 'nan'" in done.stderr + done.stdout  # the bad step is still logged
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1"]  # no checkpoint-2, no final adapter
+    assert checkpoint_problem(last) is None
+    weights = load_file(last / "adapter_model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_resume_onto_a_corrupted_base_stops_and_leaves_the_run_byte_for_byte(base, tmp_path):
+    model, poisoned, data = base
+    out = tmp_path / "run"
+    train.main(flags(model, data, out, "--learning_rate", "1e-3", "--max_steps", "2", "--save_steps", "2"))
+    before = snapshot(out)
+    assert "checkpoint-2/adapter_model.safetensors" in before and "adapter_model.safetensors" in before
+
+    done = train_cli(*flags(poisoned, data, out, "--learning_rate", "1e-3", "--max_steps", "4", "--save_steps", "1",
+                            "--resume_from_checkpoint", "true"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = out / "checkpoint-2"
+    assert done.stderr.rstrip().splitlines()[-1] == (
+        f"Training stopped at step 3: the training loss is nan (gradient norm nan). The last checkpoint, {last} "
+        "(saved with a finite loss and weights), is untouched; nothing from step 3 on was saved or pushed. "
+        + HINT.format(lr="0.001", last=last))
+    assert snapshot(out) == before  # nothing written, replaced or deleted: same names, same bytes
+
+
+def test_data_parallel_processes_stop_together(base, tmp_path):
+    """Under torchrun every process sees the same logged (all-reduced) loss and the same weight verdict, so all stop
+    at the same step: no process waits in a collective for one that left."""
+    model, _, data = base
+    out = tmp_path / "ddp"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "train.py",
+         *flags(model, data, out, "--learning_rate", "1e20", "--max_steps", "4", "--save_steps", "1",
+                "--logging_steps", "5", "--per_device_train_batch_size", "1")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    stops = re.findall(r"^Training stopped at step (\d+): the training loss is nan", done.stderr, re.M)
+    assert stops and set(stops) == {"2"}
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1"]
+
+
+def test_fp16_overflow_steps_are_tolerated_three_logs_in_a_row(tmp_path):
+    """With --fp16 the loss scaler skips an update whose gradients overflowed (inf gradient norm, finite loss) and
+    lowers its scale; a few such logs are normal, three in a row are not. Without loss scaling the first one stops."""
+    from transformers import TrainerControl, TrainerState
+
+    from hindi_ocr.guard import NonFiniteGuard
+
+    def feed(guard, grad_norms):
+        state, control = TrainerState(), TrainerControl()
+        for step, grad_norm in enumerate(grad_norms, start=1):
+            state.global_step = step
+            control = guard.on_log(None, state, control, logs={"loss": 2.5, "grad_norm": grad_norm})
+            if control.should_training_stop:
+                return step
+        return None
+
+    inf = float("inf")
+    fp16 = NonFiniteGuard(str(tmp_path), 2e-5, ["--fp16"], loss_scaling=True)
+    assert feed(fp16, [inf, inf, 1.0, inf, inf, 0.5]) is None and fp16.message is None
+    assert feed(fp16, [inf, inf, inf]) == 3
+    assert fp16.message == (
+        "Training stopped at step 3: the gradient norm is inf in 3 logs in a row (the fp16 loss scaler could not "
+        "bring it back). No checkpoint had been saved yet; nothing from step 3 on was saved or pushed. Try: a lower "
+        "--learning_rate than 2e-05 in a fresh run (a new --output_dir, or --overwrite_output_dir); drop --fp16 to "
+        "train in fp32 (slower, but it does not overflow where 16-bit does).")
+    assert feed(NonFiniteGuard(str(tmp_path), 2e-5), [1.0, inf]) == 2
