@@ -52,6 +52,10 @@ def load_reader(model_name_or_path: str | None, adapter: str | None, *, revision
                                         token=token, dtype=dtype, merge=merge,
                                         allow_pickle_adapter=allow_pickle_adapter)
     configure_generation(model, processor, max_new_tokens=max_new_tokens)
+    import torch
+
+    if torch.cuda.is_available() and not merge:  # e.g. a Kaggle T4: GOT's 1024x1024 vision tower is slow on CPU
+        model.to("cuda")
     settings = load_settings(adapter or base, adapter_revision, token)
     return Reader(model, processor, base, adapter, line_layout or settings.get("line_layout", "squash"))
 
