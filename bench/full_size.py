@@ -128,6 +128,13 @@ def gpu_estimate(r: dict) -> list[list]:
                         act += vision_attention * batch / (4 if gc == "on" else 1)  # the global-attention maps
                     rows.append([dtype, batch, what, gc, gib(weights), gib(grads), gib(optim), gib(act),
                                  gib(weights + grads + optim + act)])
+    # T4 / P100 (no bf16): fp32 weights, --fp16 autocast. Autograd keeps the fp16 copy of each language-model weight
+    # for backward (counted as a full fp16 copy of the model); activations as in the 16-bit rows.
+    for batch in (1, 2, 4):
+        for gc, act1 in (("off", act_fp32_b1), ("on", act_fp32_b1_gc)):
+            weights, act = params * 4 + params * 2, act1 * batch / 2
+            rows.append(["fp32 + fp16 autocast", batch, "LoRA r8 (default)", gc, gib(weights), gib(lora * 4),
+                         gib(lora * 8), gib(act), gib(weights + lora * 12 + act)])
     return rows
 
 
