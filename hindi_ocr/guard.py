@@ -19,8 +19,9 @@ from .checkpoints import newest_complete
 
 logger = logging.getLogger(__name__)
 
-# With --fp16 the loss scaler starts at 2**16 and halves its scale at every overflow: those steps log an inf
-# gradient norm and are skipped (the weights do not change). Only this many such logs in a row mean a real problem.
+# With --fp16 the loss scaler skips every update whose gradients hold an inf or NaN (the weights do not change) and
+# halves its scale: it starts at 2**16, so the first steps often log an inf gradient norm, and a one-off NaN loss
+# (an fp16 overflow in the forward pass) costs one update. Only this many such logs in a row stop the run.
 FP16_OVERFLOW_LOGS = 3
 WATCHED = (("loss", "training loss"), ("eval_loss", "validation loss"), ("grad_norm", "gradient norm"))
 
@@ -65,19 +66,22 @@ class NonFiniteGuard(TrainerCallback):
         if not found and not bad_weight:
             self.overflow_logs = 0
             return control
-        if found and not losses and not bad_weight and self.loss_scaling:
+        skippable = self.loss_scaling and not bad_weight and all(key in ("loss", "grad_norm") for key, *_ in found)
+        if skippable:  # the scaler skipped those updates: the weights are as before
             self.overflow_logs += 1
             if self.overflow_logs < FP16_OVERFLOW_LOGS:
-                logger.info("step %d: gradient norm %s, an --fp16 overflow (update skipped, loss scale lowered)",
-                            state.global_step, logs["grad_norm"])
+                logger.warning("step %d: %s; with --fp16 the loss scaler skips such an update (the weights do not "
+                               "change) and lowers its scale", state.global_step,
+                               ", ".join(f"{label} {value}" for _, label, value in found))
                 return control
         if found:
             key, label, value = (losses or found)[0]
             what = f"the {label} is {value}"
-            if key == "grad_norm" and self.loss_scaling:
-                what += f" in {FP16_OVERFLOW_LOGS} logs in a row (the fp16 loss scaler could not bring it back)"
             if key == "loss" and "grad_norm" in logs:
                 what += f" (gradient norm {logs['grad_norm']})"
+            if skippable:
+                what += (f" in {FP16_OVERFLOW_LOGS} logs in a row (the fp16 loss scaler skipped those updates, but "
+                         "they did not stop)")
         else:
             what = f"the trainable weight {bad_weight} is not finite after the update (loss {logs.get('loss')})"
         self._trip(state.global_step, what, control)

@@ -111,28 +111,32 @@ def test_data_parallel_processes_stop_together(base, tmp_path):
 
 
 def test_fp16_overflow_steps_are_tolerated_three_logs_in_a_row(tmp_path):
-    """With --fp16 the loss scaler skips an update whose gradients overflowed (inf gradient norm, finite loss) and
-    lowers its scale; a few such logs are normal, three in a row are not. Without loss scaling the first one stops."""
+    """With --fp16 the loss scaler skips an update whose gradients hold an inf or NaN (an inf gradient norm, or a NaN
+    loss from an fp16 overflow) and lowers its scale; a few such logs are normal, three in a row are not."""
     from transformers import TrainerControl, TrainerState
 
     from hindi_ocr.guard import NonFiniteGuard
 
-    def feed(guard, grad_norms):
+    def feed(guard, logs):
         state, control = TrainerState(), TrainerControl()
-        for step, grad_norm in enumerate(grad_norms, start=1):
+        for step, (loss, grad_norm) in enumerate(logs, start=1):
             state.global_step = step
-            control = guard.on_log(None, state, control, logs={"loss": 2.5, "grad_norm": grad_norm})
+            control = guard.on_log(None, state, control, logs={"loss": loss, "grad_norm": grad_norm})
             if control.should_training_stop:
                 return step
         return None
 
-    inf = float("inf")
+    inf, nan = float("inf"), float("nan")
     fp16 = NonFiniteGuard(str(tmp_path), 2e-5, ["--fp16"], loss_scaling=True)
-    assert feed(fp16, [inf, inf, 1.0, inf, inf, 0.5]) is None and fp16.message is None
-    assert feed(fp16, [inf, inf, inf]) == 3
+    assert feed(fp16, [(2.5, inf), (2.5, inf), (2.4, 1.0), (nan, nan), (2.3, inf), (2.2, 0.5)]) is None
+    assert fp16.message is None
+    assert feed(fp16, [(2.5, inf), (2.5, inf), (2.5, inf)]) == 3
     assert fp16.message == (
-        "Training stopped at step 3: the gradient norm is inf in 3 logs in a row (the fp16 loss scaler could not "
-        "bring it back). No checkpoint had been saved yet; nothing from step 3 on was saved or pushed. Try: a lower "
-        "--learning_rate than 2e-05 in a fresh run (a new --output_dir, or --overwrite_output_dir); drop --fp16 to "
-        "train in fp32 (slower, but it does not overflow where 16-bit does).")
-    assert feed(NonFiniteGuard(str(tmp_path), 2e-5), [1.0, inf]) == 2
+        "Training stopped at step 3: the gradient norm is inf in 3 logs in a row (the fp16 loss scaler skipped those "
+        "updates, but they did not stop). No checkpoint had been saved yet; nothing from step 3 on was saved or "
+        "pushed. Try: a lower --learning_rate than 2e-05 in a fresh run (a new --output_dir, or "
+        "--overwrite_output_dir); drop --fp16 to train in fp32 (slower, but it does not overflow where 16-bit does).")
+    assert feed(NonFiniteGuard(str(tmp_path), 2e-5, ["--fp16"], loss_scaling=True),
+                [(nan, nan), (nan, nan), (nan, nan)]) == 3
+    # Without a loss scaler nothing skips an update: the first non-finite value stops the run.
+    assert feed(NonFiniteGuard(str(tmp_path), 2e-5), [(2.5, 1.0), (2.5, inf)]) == 2
