@@ -9,9 +9,10 @@ import logging
 
 import transformers
 
+from hindi_ocr.arguments import parse_args
 from hindi_ocr.checks import check_training_run
 from hindi_ocr.hub import publish_run
-from hindi_ocr.arguments import parse_args
+from hindi_ocr.space import publish_demo_space
 from hindi_ocr.training import (
     build_model_and_processor, build_trainer, evaluate_test, load_datasets, train_and_save, where_saved,
 )
@@ -31,6 +32,7 @@ def main(argv=None):
     train_and_save(trainer, training_args, data_args)
     evaluate_test(trainer, datasets)
     publish_run(trainer)  # our model card into output_dir; the final push with --push_to_hub
+    publish_demo_space(trainer)  # --push_demo_space: a Gradio Space reading with the model just pushed
     if trainer.is_world_process_zero():
         print(where_saved(trainer), flush=True)
 

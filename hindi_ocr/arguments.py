@@ -128,6 +128,13 @@ class OcrTrainingArguments(HubTokenNotPickled, Seq2SeqTrainingArguments):
         default=False, metadata={"help": "Write into an output_dir that already holds files (a previous run); files of "
                                          "the same name are replaced, nothing is deleted."}
     )
+    push_demo_space: bool = field(
+        default=False, metadata={"help": "With --push_to_hub: after the model, publish a Gradio Space that reads "
+                                         "line images with it (python -m hindi_ocr.demo); the card links to it."}
+    )
+    demo_space_id: str | None = field(
+        default=None, metadata={"help": "--push_demo_space: the Space's USER/NAME (default: the model repo + -demo)."}
+    )
     image_feature_cache_mb: int = field(
         default=2048, metadata={"help": "Vision tower and projector frozen (LoRA on the language model only): keep "
                                         "each line image's features in RAM, up to this many MiB, so the encoder runs "

@@ -146,6 +146,7 @@ def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | No
         "from an image and returns its transcription (Unicode NFC).",
         "## Results\n\n" + results_table(evaluated, splits, max_new_tokens=collator.max_target_tokens + 1),
         samples_section(samples, sample_split),
+        demo_section(demo_space_id(args, repo_id)),
         usage_section(source, base if peft_config else None, collator.line_layout,
                       max_new_tokens=collator.max_target_tokens + 1,
                       num_image_tokens=getattr(trainer.processing_class, "num_image_tokens", GOT_IMAGE_TOKENS)),
@@ -178,6 +179,29 @@ def results_table(evaluated: tuple[str, dict] | None, splits, max_new_tokens: in
     return (f"{header}\n|---|---|---|---|---|\n{row} |\n\nCharacter, word and grapheme-cluster error rates: edit "
             "distance divided by the reference length, lower is better. Greedy decoding, at most "
             f"{max_new_tokens} new tokens, stopping at `<|im_end|>`.")
+
+
+_SAMPLE_ROW = re.compile(r"^\| !\[sample \d+\]\(([^)\s]+)\) \| (.*) \|$", re.MULTILINE)
+
+
+def card_samples(card_text: str) -> list[tuple[str, str]]:
+    """[(file, reference)] back from the table :func:`samples_section` writes (the demo's example lines)."""
+    return [(name, cell.replace("\\|", "|")) for name, cell in _SAMPLE_ROW.findall(card_text)]
+
+
+def demo_space_id(args, repo_id: str | None) -> str | None:
+    """The Space ``train.py --push_demo_space`` publishes (``--demo_space_id``, default ``<model repo>-demo``)."""
+    if not getattr(args, "push_demo_space", False) or not repo_id:
+        return None
+    return getattr(args, "demo_space_id", None) or f"{repo_id}-demo"
+
+
+def demo_section(space_id: str | None) -> str:
+    if not space_id:
+        return ""
+    return (f"## Try it in a browser\n\n[{space_id}]({constants.ENDPOINT}/spaces/{space_id}) is a Gradio Space "
+            "running this model: drop in a line image of your own, add its text to see CER and the characters "
+            "read wrong, with Tesseract's reading beside it.")
 
 
 def samples_section(samples: list[tuple[str, str]], split: str | None) -> str:

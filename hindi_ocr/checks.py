@@ -37,6 +37,7 @@ def check_training_run(model_args, data_args, lora_args, training_args) -> None:
     output_dir and LoRA-shape checks need it."""
     check_data_dir(data_args.data_dir)
     check_max_steps(training_args.max_steps, training_args.num_train_epochs)
+    check_demo_space(training_args)
     if model_args.dtype == "bfloat16":
         check_bf16("--dtype bfloat16", use_cpu=training_args.use_cpu)
     problem = fp16_problem(training_args.fp16, model_args.dtype,
@@ -79,6 +80,15 @@ def check_max_steps(max_steps: int, num_train_epochs: float) -> None:
     if max_steps == -1 and num_train_epochs <= 0:
         raise SystemExit(f"--max_steps -1 trains for --num_train_epochs, which is {num_train_epochs}; give a positive "
                          "number of epochs or of steps")
+
+
+def check_demo_space(training_args) -> None:
+    """The Space reads the model from the Hub, so it is published only after a push of the model."""
+    if getattr(training_args, "push_demo_space", False) and not training_args.push_to_hub:
+        raise SystemExit("--push_demo_space publishes a Space that reads the model from the Hub: add --push_to_hub "
+                         "(and --hub_model_id USER/NAME)")
+    if getattr(training_args, "demo_space_id", None) and not getattr(training_args, "push_demo_space", False):
+        raise SystemExit("--demo_space_id names the Space of --push_demo_space: add --push_demo_space")
 
 
 def check_streaming(streaming: bool, max_steps: int) -> None:

@@ -84,7 +84,7 @@ def push_folder(folder: str, repo_id: str, token: str | None = None, private: bo
 
 
 def push_with_retries(push, repo_id: str, folder: str, what: str, revision: str | None = None,
-                      rerun: str = "") -> None:
+                      rerun: str = "", repo_type: str = "model") -> None:
     """Run ``push``; retry 5xx/429/network errors; finally exit with what failed, that ``folder`` is intact and
     the command that uploads it again."""
     for wait in RETRY_WAITS + (None,):
@@ -97,7 +97,7 @@ def push_with_retries(push, repo_id: str, folder: str, what: str, revision: str 
                 logger.warning("push to %s failed (%s); retrying in %ss", repo_id, describe(err), wait)
                 time.sleep(wait)
                 continue
-            raise SystemExit(failure_message(err, repo_id, folder, what, revision, rerun)) from err
+            raise SystemExit(failure_message(err, repo_id, folder, what, revision, rerun, repo_type)) from err
 
 
 def is_transient(err: Exception) -> bool:
@@ -126,12 +126,13 @@ def describe(err: Exception) -> str:
 
 
 def failure_message(err: Exception, repo_id: str, folder: str, what: str, revision: str | None = None,
-                    rerun: str = "") -> str:
+                    rerun: str = "", repo_type: str = "model") -> str:
     status = getattr(getattr(err, "response", None), "status_code", None)
     auth = (" Check the token: `hf auth login`, HF_TOKEN or --hub_token, with write access to the namespace."
             if status in (401, 403) else "")
     command = ["hf", "upload", repo_id, str(folder), "."]
     command += [part for pattern in TRAINER_PUSH_IGNORE for part in ("--exclude", pattern)]
     command += ["--revision", revision] if revision else []
+    command += ["--repo-type", repo_type] if repo_type != "model" else []
     return (f"push to {repo_id} failed ({describe(err)}).{auth} Nothing is lost: {what} are saved in {folder}. "
             f"Retry the upload with `{shlex.join(command)}`{rerun}.")

@@ -13,7 +13,7 @@ URL-quoted or not):
     GET    /api/whoami-v2                                   user of the bearer token (401 if invalid)
     GET    /api/agent-harnesses                             empty registry (client user-agent detection)
     POST   /api/validate-yaml                               always valid (README.md metadata check)
-    POST   /api/repos/create                                create repo (409 if it exists)
+    POST   /api/repos/create                                create repo (409 if it exists; a space needs ``sdk``)
     DELETE /api/repos/delete                                delete repo
     GET    /api/{t}/{ns}/{name}[/revision/{rev}]            repo info: sha, private, siblings (?blobs=1: sizes/lfs)
     GET    /api/{t}/{ns}/{name}/tree/{rev}[/{path}]         tree listing (?recursive=1, ?expand=1 adds lastCommit)
@@ -104,6 +104,7 @@ INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 _TYPE_FROM_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+SPACE_SDKS = ("gradio", "docker", "static")  # what POST /api/repos/create accepts as a Space's "sdk"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
@@ -225,7 +226,7 @@ class _Store:
     def load_commit(self, meta: dict, sha: str) -> dict:
         return json.loads((self.repo_dir(meta["type"], meta["id"]) / "commits" / f"{sha}.json").read_text())
 
-    def create_repo(self, repo_type: str, repo_id: str, private: bool, author: str) -> dict:
+    def create_repo(self, repo_type: str, repo_id: str, private: bool, author: str, sdk: str | None = None) -> dict:
         folder = self.repo_dir(repo_type, repo_id)
         (folder / "commits").mkdir(parents=True, exist_ok=True)
         meta = {
@@ -235,6 +236,8 @@ class _Store:
             "created_at": _now_iso(),
             "refs": {"heads": {}, "tags": {}, "prs": {}},
         }
+        if sdk:
+            meta["sdk"] = sdk
         self.save_repo(meta)
         data = DEFAULT_GITATTRIBUTES.encode()
         files = {".gitattributes": self._entry(data, lfs=False)}
@@ -617,6 +620,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not (_NAME_RE.match(ns) and _NAME_RE.match(name)) or "--" in name or name.endswith((".git", ".")):
             raise HubError(400, f"Invalid repo name: {ns}/{name}")
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
+        sdk = payload.get("sdk")
+        if repo_type == "space" and sdk not in SPACE_SDKS:  # like the real Hub: a Space says how it runs
+            raise HubError(400, f"Invalid or missing sdk for a space: {sdk!r}; one of {', '.join(SPACE_SDKS)}")
         repo_id = f"{ns}/{name}"
         with self.store.lock:
             existing = self.store.load_repo(repo_type, repo_id)
@@ -624,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
                 url = self._repo_url(existing)
                 # the client reads ``url`` from the 409 body when ``exist_ok=True``
                 raise HubError(409, f"You already created this {repo_type} repo", body={"url": url})
-            meta = self.store.create_repo(repo_type, repo_id, private, author=user)
+            meta = self.store.create_repo(repo_type, repo_id, private, author=user, sdk=sdk)
         self._send_json({"url": self._repo_url(meta), "name": repo_id, "id": repo_id})
 
     def _delete_repo(self) -> None:
@@ -713,6 +719,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if meta["type"] == "model":
             info["modelId"] = meta["id"]
+        if meta["type"] == "space":
+            info["sdk"] = meta.get("sdk")
         self._send_json(info)
 
     def _tree(self, meta: dict, revision: str, path: str) -> None:

@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import get_session
 
 REPO = "user/tiny-model"
 
@@ -226,6 +227,22 @@ def test_upload_folder_lfs_and_downloads(local_hub, api, tmp_path):
     n_commits = len(local_hub.repo_commits(REPO))
     api.upload_folder(repo_id=REPO, folder_path=folder, allow_patterns=["model.safetensors", "samples/*"])
     assert len(local_hub.repo_commits(REPO)) == n_commits
+
+
+def test_space_repo_needs_sdk_and_serves_files(local_hub, api):
+    # The real Hub refuses a Space that does not say how it runs (huggingface_hub checks it before sending, too).
+    answer = get_session().post(f"{local_hub.endpoint}/api/repos/create", json={"name": "demo", "type": "space"},
+                                headers={"authorization": f"Bearer {local_hub.token}"})
+    assert answer.status_code == 400 and "sdk" in answer.json()["error"]
+    url = api.create_repo("user/demo", repo_type="space", space_sdk="gradio", private=True)
+    assert url.repo_type == "space" and str(url) == f"{local_hub.endpoint}/spaces/user/demo"
+    api.upload_file(path_or_fileobj=b"print('hi')\n", path_in_repo="app.py", repo_id="user/demo", repo_type="space")
+    info = api.space_info("user/demo")
+    assert info.private is True and info.sdk == "gradio"
+    assert sorted(s.rfilename for s in info.siblings) == [".gitattributes", "app.py"]
+    assert local_hub.repo_files("user/demo", repo_type="space")["app.py"] == b"print('hi')\n"
+    assert api.repo_exists("user/demo", repo_type="model") is False
+    assert HfApi(endpoint=local_hub.endpoint, token=False).repo_exists("user/demo", repo_type="space") is False
 
 
 def test_branches_tags_pr_and_range(local_hub, api):
