@@ -154,8 +154,8 @@ def build_app(demo: LineDemo, examples: Sequence[tuple[str, str]] = (), title: s
         if examples:
             gr.Examples([[[path], text] for path, text in examples], inputs=[files, reference],
                         label="Example lines", cache_examples=False)
-        button.click(demo.read, inputs=[files, reference], outputs=[prediction, tesseract, highlighted, scores,
-                                                                   messages], api_name=API_NAME)
+        outputs = [prediction, tesseract, highlighted, scores, messages]  # the order of Answer.as_tuple()
+        button.click(demo.read, inputs=[files, reference], outputs=outputs, api_name=API_NAME)
     return app
 
 

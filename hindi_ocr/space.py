@@ -125,10 +125,6 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
                     requirement: str | None = None, folder: str | Path | None = None, replace: bool = False,
                     title: str = "Hindi line OCR") -> str:
     """Write the Space files for a model on the Hub and upload them; returns the Space's URL."""
-    from huggingface_hub import HfApi
-
-    from .modeling import adapter_base_model
-
     model_id = adapter or model
     if not hub_id(model_id):
         flag = "--adapter" if adapter else "--model_name_or_path"
@@ -136,6 +132,10 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
                          "first (train.py --push_to_hub, or infer.py --merge_lora DIR --push_to_hub) and give its id.")
     if not hub_id(space_id):
         raise SystemExit(f"--push_to_space {space_id}: give the Space as USER/NAME")
+    from huggingface_hub import HfApi
+
+    from .modeling import adapter_base_model
+
     api = HfApi(token=token)
     if adapter:
         base = adapter_base_model(adapter, revision, token)  # exits with a clear message when unreachable

@@ -1,0 +1,170 @@
+"""The demo page (``python -m hindi_ocr.demo``): a real headless Chromium uploads a rendered line and reads the
+page; gradio_client calls the same endpoint, with good and bad uploads; the request handler without a server.
+
+The model is the project's tiny GOT-OCR2 with its language-model weights scaled up ("loud"): at the library's
+small init its greedy reading is the same run of newlines for every image, which a page showing nothing would
+match; scaled, it writes a different string of Devanagari and Latin for each image, so "the page shows what
+infer.py reads" is a real comparison. The browser is Debian's ``chromium`` (apt-get install chromium; .ci/run
+installs it), driven by Playwright's Python package with ``executable_path`` (Playwright's own browser download is
+not used).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client", reason='the demo extra is not installed: pip install -e ".[demo]"')
+
+from hindi_ocr.compare import load_reader  # noqa: E402
+from hindi_ocr.demo_ui import EXTRA, MISSING, NO_UPLOAD, WRONG, LineDemo, highlight  # noqa: E402
+from hindi_ocr.render import write_line_folder  # noqa: E402
+from hindi_ocr.scoring import score  # noqa: E402
+from hindi_ocr.tesseract import TesseractUnavailable, locate  # noqa: E402
+from demo_helpers import infer_predictions, loud_tiny_model, start_demo, stop  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                                    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run "
+                                           "installs it)")
+LINES = ["नमस्ते दुनिया", "किताब पढ़ो"]
+MAX_NEW_TOKENS = "20"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    model = loud_tiny_model(root / "loud-tiny")
+    data = write_line_folder(root / "lines", LINES, size=32)
+    images = [data / "output_images" / f"{i}.png" for i in range(len(LINES))]
+    predicted = infer_predictions(["--model_name_or_path", str(model), "--max_new_tokens", MAX_NEW_TOKENS], images,
+                                  root / "infer.jsonl")
+    assert len(set(predicted.values())) == 2 and all(p.strip() for p in predicted.values())  # a loud model
+    try:
+        tesseract = locate()
+    except TesseractUnavailable:
+        tesseract = None
+    return root, model, images, predicted, tesseract
+
+
+@pytest.fixture(scope="module")
+def server(setup):
+    root, model = setup[0], setup[1]
+    process, url = start_demo(["-m", "hindi_ocr.demo", "--model_name_or_path", str(model), "--max_new_tokens",
+                               MAX_NEW_TOKENS], root / "demo.log")
+    yield url
+    stop(process)
+
+
+@needs_chromium
+def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    _, _, images, predicted, tesseract = setup
+    expected = predicted["0.png"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root in CI: no sandbox
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(server)
+            page.locator("#upload input[type=file]").set_input_files(str(images[0]))
+            expect(page.locator("#upload")).to_contain_text("0.png", timeout=30_000)  # the upload arrived
+            page.locator("#reference textarea").fill(LINES[0])
+            page.locator("#read").click()
+            shown = page.locator("#prediction textarea")
+            expect(shown).not_to_have_value("", timeout=120_000)
+            assert shown.input_value() == expected
+            cer = score([expected], [LINES[0]])["cer"]
+            expect(page.locator("#scores")).to_contain_text(f"{cer:.4f}")
+            highlighted = page.locator("#highlighted").inner_text()
+            pieces = highlight(expected, LINES[0])
+            assert {label for _, label in pieces} - {None} <= {WRONG, EXTRA, MISSING}
+            for text, label in pieces:  # every piece is on the page, and each error class with its legend
+                if text.strip():
+                    assert text.strip() in highlighted, (text, highlighted)
+                if label:
+                    assert label in highlighted
+            if tesseract:
+                expect(page.locator("#tesseract textarea")).to_have_value("\n".join(tesseract.read([str(images[0])])))
+            else:
+                expect(page.locator("#tesseract-note")).to_contain_text("Tesseract is not shown")
+            page.screenshot(path=tmp_path / "demo.png", full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_client_reads_two_lines_like_infer(setup, server):
+    _, _, images, predicted, tesseract = setup
+    client = gradio_client.Client(server, verbose=False)
+    prediction, tesseract_text, highlighted, scores, messages = client.predict(
+        [gradio_client.handle_file(str(p)) for p in images], "\n".join(LINES), api_name="/read")
+    assert prediction == predicted["0.png"] + "\n" + predicted["1.png"]
+    assert messages == ""
+    cer = score([predicted["0.png"], predicted["1.png"]], LINES)["cer"]  # corpus CER over both lines
+    assert scores.splitlines()[2].split(" | ")[1] == f"{cer:.4f}"
+    shown = "".join(piece["token"] for piece in highlighted)
+    assert shown == "".join(t for t, _ in highlight(predicted["0.png"], LINES[0]) + [("\n", None)]
+                            + highlight(predicted["1.png"], LINES[1]))
+    if tesseract:
+        assert tesseract_text == "\n".join(tesseract.read([str(p) for p in images]))
+        assert scores.splitlines()[3].startswith(f"| {tesseract.engine} |")
+
+
+def test_client_bad_uploads_get_messages_and_the_server_goes_on(setup, server, tmp_path):
+    from test_bad_input import bomb_png
+
+    _, _, images, predicted, _ = setup
+    (tmp_path / "notes.txt").write_text("not a picture", encoding="utf-8")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "huge.png").write_bytes(bomb_png(40_000, 40_000))
+    client = gradio_client.Client(server, verbose=False)
+    handle = gradio_client.handle_file
+    for name, message in [("notes.txt", "not an image Pillow can read"), ("empty.png", "the file is empty (0 bytes)"),
+                          ("huge.png", "too large for a text line")]:
+        prediction, _, _, scores, messages = client.predict([handle(str(tmp_path / name))], "", api_name="/read")
+        assert (prediction, scores) == ("", "")
+        assert messages.startswith(f"**{name}**: {message}") and messages.endswith(NO_UPLOAD), messages
+    assert client.predict([], "", api_name="/read")[4] == NO_UPLOAD
+    # A bad file among good ones: the good one is read, the bad one named; then the next request is served.
+    prediction, _, _, _, messages = client.predict([handle(str(tmp_path / "huge.png")), handle(str(images[1]))], "",
+                                                   api_name="/read")
+    assert prediction == predicted["1.png"] and messages.startswith("**huge.png**: too large for a text line")
+    assert client.predict([handle(str(images[0]))], "", api_name="/read")[0] == predicted["0.png"]
+
+
+def test_reference_lines_must_match_uploads(setup, server):
+    _, _, images, predicted, _ = setup
+    client = gradio_client.Client(server, verbose=False)
+    prediction, _, highlighted, _, messages = client.predict([gradio_client.handle_file(str(images[0]))],
+                                                             "\n".join(LINES), api_name="/read")
+    assert prediction == predicted["0.png"] and highlighted in ([], None)
+    assert messages == ("The reference has 2 line(s) for 1 image(s): give one line per image, in the order of the "
+                        "uploads. No CER this time.")
+
+
+def test_highlight_marks_substituted_extra_and_missing_characters():
+    assert highlight("अबग", "अकग") == [("अ", None), ("ब", WRONG), ("ग", None)]
+    assert highlight("अबकग", "अबग") == [("अब", None), ("क", EXTRA), ("ग", None)]
+    dropped = [("नमस्ते दुन", None), ("ि", MISSING), ("य", None), ("ा", MISSING)]
+    assert highlight("नमस्ते दुनय", "नमस्ते दुनिया") == dropped
+    assert highlight(" नमस्ते\u200d ", "नमस्ते") == [("नमस्ते", None)]  # normalised as CER is: no error
+
+
+def test_without_tesseract_the_page_says_why(setup):
+    root, model, images, predicted, _ = setup
+    try:
+        locate("/nonexistent/tesseract")
+    except TesseractUnavailable as err:
+        note = str(err.code)
+    reader = load_reader(str(model), None, max_new_tokens=int(MAX_NEW_TOKENS))
+    demo = LineDemo(reader, None, note)
+    prediction, tesseract_text, _, scores, messages = demo.read([str(images[1])], LINES[1])
+    assert (prediction, tesseract_text, messages) == (predicted["1.png"], "", "")
+    assert [row.split(" | ")[0] for row in scores.splitlines()[2:]] == [f"| {reader.engine}"]  # one engine
+    from hindi_ocr.demo_ui import _tesseract_note
+
+    assert _tesseract_note(demo) == f"**Tesseract is not shown:** {note}"
+    assert "apt-get install tesseract-ocr tesseract-ocr-hin" in note
