@@ -12,6 +12,8 @@ not used).
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from hindi_ocr.demo_ui import EXTRA, MISSING, NO_UPLOAD, WRONG, LineDemo, highli
 from hindi_ocr.render import write_line_folder  # noqa: E402
 from hindi_ocr.scoring import score  # noqa: E402
 from hindi_ocr.tesseract import TesseractUnavailable, locate  # noqa: E402
-from demo_helpers import infer_predictions, loud_tiny_model, start_demo, stop  # noqa: E402
+from demo_helpers import REPO, infer_predictions, local_env, loud_tiny_model, start_demo, stop  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
@@ -168,3 +170,16 @@ def test_without_tesseract_the_page_says_why(setup):
 
     assert _tesseract_note(demo) == f"**Tesseract is not shown:** {note}"
     assert "apt-get install tesseract-ocr tesseract-ocr-hin" in note
+
+
+def test_core_modules_do_not_import_gradio_and_the_demo_says_how_to_get_it(tmp_path):
+    """The demo is an extra: train.py, infer.py and the demo's own modules import Gradio only to serve a page."""
+    code = ("import sys; import train, infer, hindi_ocr.demo, hindi_ocr.demo_ui, hindi_ocr.space; "
+            "assert 'gradio' not in sys.modules, 'gradio imported'; "
+            "sys.modules['gradio'] = None; "  # as if it were not installed: `import gradio` raises ImportError
+            f"hindi_ocr.demo.main(['--model_name_or_path', {str(tmp_path / 'no-model')!r}])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=local_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == ('The demo needs Gradio: pip install -e ".[demo]" (or pip install '
+                                                    '"hindi-ocr[demo]")')
