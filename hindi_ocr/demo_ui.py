@@ -126,7 +126,8 @@ class LineDemo:
 
 
 def build_app(demo: LineDemo, examples: Sequence[tuple[str, str]] = (), title: str = "Hindi line OCR"):
-    """The Gradio page: uploads and reference on the left, readings side by side, scores and highlights below."""
+    """The Gradio page: uploads, reference and messages on the left, the two readings on the right, the highlighted
+    errors and the scores below, then the examples."""
     import gradio as gr
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
@@ -138,19 +139,15 @@ def build_app(demo: LineDemo, examples: Sequence[tuple[str, str]] = (), title: s
                 reference = gr.Textbox(label="Reference text (optional, one line per image)", lines=2,
                                        elem_id="reference")
                 button = gr.Button("Read", variant="primary", elem_id="read")
-            with gr.Column():
-                with gr.Row():
-                    prediction = gr.Textbox(label="GOT-OCR2 reading", lines=2, elem_id="prediction",
-                                            buttons=["copy"])
-                    with gr.Column():
-                        tesseract = gr.Textbox(label="Tesseract reading", lines=2, elem_id="tesseract",
-                                               visible=demo.tesseract is not None)
-                        gr.Markdown(_tesseract_note(demo), elem_id="tesseract-note")
-                highlighted = gr.HighlightedText(label="Characters read wrong (against the reference)",
-                                                 color_map=COLORS, show_legend=True, combine_adjacent=True,
-                                                 elem_id="highlighted")
-                scores = gr.Markdown(elem_id="scores")
                 messages = gr.Markdown(elem_id="messages")
+            with gr.Column():
+                prediction = gr.Textbox(label="GOT-OCR2 reading", lines=2, elem_id="prediction", buttons=["copy"])
+                tesseract = gr.Textbox(label="Tesseract reading", lines=2, elem_id="tesseract",
+                                       visible=demo.tesseract is not None)
+                gr.Markdown(_tesseract_note(demo), elem_id="tesseract-note")
+        highlighted = gr.HighlightedText(label="Characters read wrong (against the reference)", color_map=COLORS,
+                                         show_legend=True, combine_adjacent=True, elem_id="highlighted")
+        scores = gr.Markdown(elem_id="scores")
         if examples:
             gr.Examples([[[path], text] for path, text in examples], inputs=[files, reference],
                         label="Example lines", cache_examples=False)

@@ -11,6 +11,7 @@ not used).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client", reason='the demo extra is not installed: pip install -e ".[demo]"')
 
 from hindi_ocr.compare import load_reader  # noqa: E402
+from hindi_ocr.demo import EXAMPLE_LINES, rendered_examples  # noqa: E402
 from hindi_ocr.demo_ui import EXTRA, MISSING, NO_UPLOAD, WRONG, LineDemo, highlight  # noqa: E402
 from hindi_ocr.render import write_line_folder  # noqa: E402
 from hindi_ocr.scoring import score  # noqa: E402
@@ -31,7 +33,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                                     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run "
                                            "installs it)")
-LINES = ["नमस्ते दुनिया", "किताब पढ़ो"]
+LINES = ["सूरज और पानी", "किताब पढ़ो"]
 MAX_NEW_TOKENS = "20"
 
 
@@ -41,9 +43,11 @@ def setup(tmp_path_factory):
     model = loud_tiny_model(root / "loud-tiny")
     data = write_line_folder(root / "lines", LINES, size=32)
     images = [data / "output_images" / f"{i}.png" for i in range(len(LINES))]
-    predicted = infer_predictions(["--model_name_or_path", str(model), "--max_new_tokens", MAX_NEW_TOKENS], images,
-                                  root / "infer.jsonl")
-    assert len(set(predicted.values())) == 2 and all(p.strip() for p in predicted.values())  # a loud model
+    (root / "examples").mkdir()
+    example = Path(rendered_examples(root / "examples")[0][0])  # what the page offers when there is no card
+    predicted = infer_predictions(["--model_name_or_path", str(model), "--max_new_tokens", MAX_NEW_TOKENS],
+                                  images + [example], root / "infer.jsonl")
+    assert len(set(predicted.values())) == 3 and all(p.strip() for p in predicted.values())  # a loud model
     try:
         tesseract = locate()
     except TesseractUnavailable:
@@ -60,6 +64,14 @@ def server(setup):
     stop(process)
 
 
+def uploaded(page, name: str) -> None:
+    """Wait until the upload reached the server: the file's download link then points at the server's copy."""
+    from playwright.sync_api import expect
+
+    link = page.locator(f'#upload a[data-testid="download-link"][download="{name}"]')
+    expect(link).to_have_attribute("href", re.compile(r"/gradio_api/file="))
+
+
 @needs_chromium
 def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -70,13 +82,15 @@ def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server,
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])  # root in CI: no sandbox
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(120_000)  # waits, not assertions on time: the CPU is shared and slow
+            expect.set_options(timeout=120_000)
             page.goto(server)
             page.locator("#upload input[type=file]").set_input_files(str(images[0]))
-            expect(page.locator("#upload")).to_contain_text("0.png", timeout=30_000)  # the upload arrived
+            uploaded(page, "0.png")
             page.locator("#reference textarea").fill(LINES[0])
             page.locator("#read").click()
             shown = page.locator("#prediction textarea")
-            expect(shown).not_to_have_value("", timeout=120_000)
+            expect(shown).not_to_have_value("")
             assert shown.input_value() == expected
             cer = score([expected], [LINES[0]])["cer"]
             expect(page.locator("#scores")).to_contain_text(f"{cer:.4f}")
@@ -93,6 +107,20 @@ def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server,
             else:
                 expect(page.locator("#tesseract-note")).to_contain_text("Tesseract is not shown")
             page.screenshot(path=tmp_path / "demo.png", full_page=True)
+            # A file that is not an image: a message on the page, and the page goes on reading.
+            (tmp_path / "notes.txt").write_text("not a picture", encoding="utf-8")
+            page.goto(server)
+            page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "notes.txt"))
+            uploaded(page, "notes.txt")
+            page.locator("#read").click()
+            expect(page.locator("#messages")).to_contain_text("notes.txt: not an image Pillow can read")
+            page.screenshot(path=tmp_path / "bad-upload.png", full_page=True)
+            # The first preloaded example (a line rendered by the demo: the tiny model has no card) reads the same.
+            page.goto(server)
+            page.get_by_text("line-1.png").click()
+            expect(page.locator("#reference textarea")).to_have_value(EXAMPLE_LINES[0])
+            page.locator("#read").click()
+            expect(page.locator("#prediction textarea")).to_have_value(predicted["line-1.png"])
         finally:
             browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000

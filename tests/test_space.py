@@ -72,6 +72,7 @@ def test_train_pushes_the_space_files(pushed):
     requirement = files["requirements.txt"].decode().splitlines()[1]
     assert PIN.match(requirement), requirement
     assert files["packages.txt"] == b"tesseract-ocr\ntesseract-ocr-hin\n"
+    assert not [name for name, data in files.items() if pushed.hub.token.encode() in data]  # no token written
     readme = files["README.md"].decode()
     meta = front_matter(readme)
     try:
