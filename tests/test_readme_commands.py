@@ -4,7 +4,8 @@ Commands starting ``python train.py``, ``python infer.py``, ``python -m ...``, `
 ``accelerate launch`` are taken from the README in order and run in one working folder (so ``outputs/run1`` written
 by one command is there for the next), against a local Hub server. The only changes made to a command are the rules
 in SUBSTITUTIONS below; a command that still holds a placeholder no rule covers fails, so a new README command
-cannot go untested.
+cannot go untested. A command that serves until stopped (SERVES: the demo page) is started, asked to read one
+line through its API, and stopped.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ NOT_HERE = [  # (pattern, why it is not run here, runs anyway when)
     (r"--compare_tesseract|bench/vs_tesseract\.py", "needs Tesseract with its Hindi model (apt tesseract-ocr-hin)",
      lambda: _has_tesseract()),
 ]
+SERVES = re.compile(r"^python -m hindi_ocr\.demo\b(?!.*--push_to_space)")  # the demo page: runs until stopped
 PLACEHOLDER = re.compile(r"(?<![\w/.-])([A-Z][A-Z_]{2,})(?![\w/.-])|\.\.\.|\[|\]|<[a-z_]+>")
 
 
@@ -254,6 +256,11 @@ def _check(argv: list[str], result: subprocess.CompletedProcess, ws: Workspace) 
             assert (ws.cwd / argv[argv.index("--merge_lora") + 1] / "model.safetensors").is_file()
     elif argv[:3] == ["python", "-m", "hindi_ocr.tiny"]:
         assert (ws.cwd / argv[3] / "config.json").is_file()
+    elif "--push_to_space" in argv:
+        space = argv[argv.index("--push_to_space") + 1]
+        assert {"app.py", "requirements.txt", "README.md"} <= set(ws.hub.repo_files(space, repo_type="space"))
+    elif SERVES.match(shlex.join(argv)):
+        assert isinstance(result.stdout, str) and result.stderr == "", result  # a reading, no message about the upload
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
@@ -265,12 +272,29 @@ def test_readme_command(command: Command, ws: Workspace):
     _prepare(argv, ws)
     if "--nnodes" in argv:  # two nodes: both ranks on this machine, talking over 127.0.0.1
         result = _two_nodes(argv, command.env, ws)
+    elif SERVES.match(command.text):
+        result = _serve_and_read(argv, command.env, ws)
     else:
         result = ws.run(argv, command.env)
     assert result.returncode == 0, (f"README line {command.line} ({command.section}): {command.text}\nran: "
                                     f"{shlex.join(argv)}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n"
                                     f"{result.stderr[-6000:]}")
     _check(argv, result, ws)
+
+
+def _serve_and_read(argv: list[str], env: dict, ws: Workspace) -> subprocess.CompletedProcess:
+    """Start the page on a free port, read one rendered line through its API, stop it: (prediction, messages)."""
+    from gradio_client import Client, handle_file
+
+    from demo_helpers import start_demo, stop
+
+    process, url = start_demo(argv[1:], ws.root / "demo.log", cwd=ws.cwd, env={**ws.env, **env})
+    try:
+        answer = Client(url, verbose=False).predict([handle_file(str(ws.data / "output_images" / "0.png"))], "",
+                                                    api_name="/read")
+    finally:
+        stop(process)
+    return subprocess.CompletedProcess(argv, 0, answer[0], answer[4])  # it served and answered
 
 
 def _two_nodes(argv: list[str], env: dict, ws: Workspace) -> subprocess.CompletedProcess:
