@@ -84,10 +84,10 @@ def check_max_steps(max_steps: int, num_train_epochs: float) -> None:
 
 def check_demo_space(training_args) -> None:
     """The Space reads the model from the Hub, so it is published only after a push of the model."""
-    if getattr(training_args, "push_demo_space", False) and not training_args.push_to_hub:
+    if training_args.push_demo_space and not training_args.push_to_hub:
         raise SystemExit("--push_demo_space publishes a Space that reads the model from the Hub: add --push_to_hub "
                          "(and --hub_model_id USER/NAME)")
-    if getattr(training_args, "demo_space_id", None) and not getattr(training_args, "push_demo_space", False):
+    if training_args.demo_space_id and not training_args.push_demo_space:
         raise SystemExit("--demo_space_id names the Space of --push_demo_space: add --push_demo_space")
 
 

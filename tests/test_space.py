@@ -19,6 +19,7 @@ from huggingface_hub import HfApi
 
 from demo_helpers import REPO, infer_predictions, loud_tiny_model, start_demo, stop
 from hindi_ocr import __version__
+from hindi_ocr.checks import check_demo_space
 from hindi_ocr.render import write_line_folder
 from hindi_ocr.space import TESTED_GRADIO, project_requirement, public_git_url, write_space
 from hub_server import LocalHub
@@ -160,6 +161,14 @@ def test_bad_space_flags_fail_fast(args, message, tmp_path):
     args, message = [a.replace("{tmp}", str(tmp_path)) for a in args], message.replace("{tmp}", str(tmp_path))
     done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
+
+
+def test_demo_space_id_needs_push_demo_space():
+    args = SimpleNamespace(push_to_hub=True, push_demo_space=False, demo_space_id="me/page")
+    with pytest.raises(SystemExit) as err:
+        check_demo_space(args)
+    assert str(err.value) == "--demo_space_id names the Space of --push_demo_space: add --push_demo_space"
+    check_demo_space(SimpleNamespace(push_to_hub=True, push_demo_space=True, demo_space_id="me/page"))  # fine
 
 
 def git(folder: Path, *args: str) -> str:
