@@ -211,3 +211,18 @@ def test_core_modules_do_not_import_gradio_and_the_demo_says_how_to_get_it(tmp_p
     assert done.returncode == 1, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == ('The demo needs Gradio: pip install -e ".[demo]" (or pip install '
                                                     '"hindi-ocr[demo]")')
+
+
+def test_more_uploads_than_a_request_reads(setup, tmp_path):
+    """Past MAX_IMAGES the rest is left for the next click, and said so (non-images here: no model time spent)."""
+    from hindi_ocr.demo_ui import MAX_IMAGES
+
+    paths = []
+    for i in range(MAX_IMAGES + 1):
+        paths.append(tmp_path / f"n{i}.txt")
+        paths[-1].write_text("x", encoding="utf-8")
+    demo = LineDemo(load_reader(str(setup[1]), None, max_new_tokens=int(MAX_NEW_TOKENS)))
+    messages = demo.read([str(p) for p in paths], "")[4].split("\n\n")
+    assert messages[0] == f"Only the first {MAX_IMAGES} of {MAX_IMAGES + 1} images were read; upload the rest next."
+    assert [m.split("**")[1] for m in messages[1:-1]] == [f"n{i}.txt" for i in range(MAX_IMAGES)]
+    assert messages[-1] == NO_UPLOAD

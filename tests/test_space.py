@@ -191,3 +191,14 @@ def test_project_requirement_pins_the_checkout_commit(tmp_path):
     assert project_requirement(tmp_path) == f"hindi-ocr[demo] @ git+https://github.com/me/hindi-ocr@{sha}"
     assert public_git_url("/srv/git/hindi-ocr") is None and public_git_url("file:///srv/hindi-ocr") is None
     assert public_git_url("ssh://git@example.org:2222/me/x.git") == "https://example.org/me/x.git"
+
+
+def test_examples_come_from_the_card_of_a_local_run_too(pushed, tmp_path):
+    from hindi_ocr.demo import card_examples
+
+    card = (pushed.out / "README.md").read_text(encoding="utf-8")
+    examples = card_examples(str(pushed.out), tmp_path)
+    texts = re.findall(r"\| !\[sample \d\]\(samples/\d\.png\) \| (.+) \|", card)
+    assert [text for _, text in examples] == texts and len(texts) == 2
+    for number, (path, _) in enumerate(examples, start=1):
+        assert Path(path).read_bytes() == (pushed.out / "samples" / f"{number}.png").read_bytes()
