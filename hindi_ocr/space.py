@@ -94,7 +94,7 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
     url = f"{constants.ENDPOINT}/{model_id}"
     body = (
         f"# {title}\n\nReads one printed line of Hindi (Devanagari) text per image with [{model_id}]({url})"
-        f"{f' on `{base}`' if adapter and base else ''}. Upload line images, type their text to see CER and the "
+        f"{f' on `{hub_id(base)}`' if adapter and hub_id(base) else ''}. Upload line images, type their text to see CER and the "
         "characters read wrong, and compare with Tesseract (`hin`, single-line mode).\n\n"
         "## Hardware\n\nThe full-size GOT-OCR2 is slow on CPUs: on 2 CPU cores, like the free CPU basic hardware, "
         "generating 30 tokens took about a minute with about 7 GB of RAM (hindi-ocr's BENCHMARKS.md, fp32). The "
@@ -139,6 +139,10 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
     api = HfApi(token=token)
     if adapter:
         base = adapter_base_model(adapter, revision, token)  # exits with a clear message when unreachable
+        if not hub_id(base):
+            logger.warning("the adapter's base model %s is not a Hub id: the Space will only start where that path "
+                           "exists; train from the base's Hub id (e.g. stepfun-ai/GOT-OCR-2.0-hf) for a Space that "
+                           "runs on the Hub", base)
     else:
         base = None
         if not api.file_exists(model, "config.json", revision=revision):

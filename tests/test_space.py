@@ -45,12 +45,12 @@ def pushed(tmp_path_factory):
         env = {**hub_env(hub, root / "hf_home", hub.token), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
                "GRADIO_ANALYTICS_ENABLED": "False"}
         out = root / "out"
-        run(["train.py", "--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir", str(out),
-             "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
-             "--max_target_tokens", "20", "--dataset_options", SPLIT_OPTIONS, "--learning_rate", "0.01",
-             "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
-             "--push_to_hub", "--hub_model_id", MODEL_REPO, "--push_demo_space"], env)
-        yield SimpleNamespace(hub=hub, root=root, data=data, out=out, env=env)
+        done = run(["train.py", "--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir",
+                    str(out), "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
+                    "--max_target_tokens", "20", "--dataset_options", SPLIT_OPTIONS, "--learning_rate", "0.01",
+                    "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+                    "--push_to_hub", "--hub_model_id", MODEL_REPO, "--push_demo_space"], env)
+        yield SimpleNamespace(hub=hub, root=root, data=data, out=out, env=env, log=done.stdout + done.stderr)
     finally:
         hub.stop()
     assert not hub.errors, "LocalHub internal errors:\n" + "\n".join(hub.errors)
@@ -84,6 +84,8 @@ def test_train_pushes_the_space_files(pushed):
     assert (meta["sdk"], meta["sdk_version"], meta["app_file"], meta["models"], meta["suggested_hardware"]) == (
         "gradio", version, "app.py", [MODEL_REPO], "t4-small")  # the base is a local folder: no Hub id to list
     assert f'pip install "{requirement}"' in readme and f"--adapter {MODEL_REPO}" in readme
+    assert str(pushed.root) not in readme  # the local base folder means nothing on the Hub; a warning says so
+    assert f"the adapter's base model {pushed.root / 'loud-tiny'} is not a Hub id" in pushed.log
     info = HfApi(endpoint=pushed.hub.endpoint, token=pushed.hub.token).space_info(SPACE)
     assert info.sdk == "gradio" and info.private is False
 
