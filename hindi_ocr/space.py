@@ -92,9 +92,10 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
                          colorTo="blue", pinned=False, suggested_hardware="t4-small",
                          short_description="Read printed Hindi text lines (GOT-OCR2)")
     url = f"{constants.ENDPOINT}/{model_id}"
+    on_base = f" on `{hub_id(base)}`" if adapter and hub_id(base) else ""
     body = (
         f"# {title}\n\nReads one printed line of Hindi (Devanagari) text per image with [{model_id}]({url})"
-        f"{f' on `{hub_id(base)}`' if adapter and hub_id(base) else ''}. Upload line images, type their text to see CER and the "
+        f"{on_base}. Upload line images, type their text to see CER and the "
         "characters read wrong, and compare with Tesseract (`hin`, single-line mode).\n\n"
         "## Hardware\n\nThe full-size GOT-OCR2 is slow on CPUs: on 2 CPU cores, like the free CPU basic hardware, "
         "generating 30 tokens took about a minute with about 7 GB of RAM (hindi-ocr's BENCHMARKS.md, fp32). The "
