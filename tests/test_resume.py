@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,32 +53,55 @@ def assert_same_adapter(got: Path, want: Path):
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def kill_after_first_checkpoint(model, data, out) -> None:
-    """train.py in a subprocess, SIGKILLed as soon as checkpoint-2 is complete (a kill gives no chance to clean up)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "train.py", *flags(model, data, out)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    marker = out / "checkpoint-2" / "trainer_state.json"
-    deadline = time.monotonic() + 300
-    try:
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint-2 within 300 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / ADAPTER).exists(), "the run finished before the kill: nothing was interrupted"
+# train.py with one callback added: once checkpoint-2 is saved (Trainer.on_save comes after the whole folder is
+# written) it says so on stdout and waits to be killed, so the kill lands exactly at that checkpoint boundary.
+HOLD_AT_CHECKPOINT = """
+import sys, threading
+import transformers
+from hindi_ocr import training
+
+class Hold(transformers.TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            print("HOLDING AT checkpoint-2", flush=True)
+            threading.Event().wait()
+
+def build_holding_trainer(*args, build=training.build_trainer, **kwargs):
+    trainer = build(*args, **kwargs)
+    trainer.add_callback(Hold())
+    return trainer
+
+training.build_trainer = build_holding_trainer
+import train  # after the patch: train.py imports build_trainer by name
+train.main(sys.argv[1:])
+"""
+
+
+def kill_after_first_checkpoint(model, data, out, log: Path) -> None:
+    """train.py in a subprocess, SIGKILLed while it waits at checkpoint-2 (a kill gives no chance to clean up)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-c", HOLD_AT_CHECKPOINT, *flags(model, data, out)], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            for line in proc.stdout:  # blocks until the child holds at the checkpoint, or ends
+                if line.strip() == "HOLDING AT checkpoint-2":
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (out / "checkpoint-4").exists() and not (out / ADAPTER).exists()  # stopped at step 2, not later
 
 
 def test_killed_run_resumes_to_the_uninterrupted_adapter(setup, tmp_path, caplog):
     model, data, reference = setup
     out = tmp_path / "killed"
-    kill_after_first_checkpoint(model, data, out)
+    kill_after_first_checkpoint(model, data, out, tmp_path / "killed.log")
     again = tmp_path / "killed_again"
     shutil.copytree(out, again)
 
