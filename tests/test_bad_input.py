@@ -227,7 +227,7 @@ def test_strict_mode_stops_train_py_before_any_training(tmp_path, tiny, line_ima
 def test_skip_mode_trains_and_reads_odd_images(tmp_path, tiny, line_image, caplog):
     data = tmp_path / "data"
     data.mkdir()
-    names = list(odd_files(data, line_image))
+    names = odd_files(data, line_image)
     (data / "empty.png").write_bytes(b"")
     body = [f"{name},{WORDS[i % len(WORDS)]}" for i, name in enumerate(names)]
     body += ["empty.png,घर", "a.png,सूरज\x1b", "../escape.png,घर"]
@@ -241,12 +241,20 @@ def test_skip_mode_trains_and_reads_odd_images(tmp_path, tiny, line_image, caplo
                               "1 outside_image_dir); first: line 11: image ")
     assert (out / "adapter_model.safetensors").is_file()
 
+    # Files that hold the plain line in another mode, layout or orientation must read as the plain line does.
+    # (After 2 steps the tiny model reads little from any image; test_odd_images_read_alike_in_training_and_in_reading
+    # pins the pixels themselves.)
+    line_image.save(tmp_path / "plain.png")
     predictions = tmp_path / "predictions.jsonl"
     infer.main(["--adapter", str(out), "--max_new_tokens", "4", "--output", str(predictions),
-                *[str(data / n) for n in names]])
+                str(tmp_path / "plain.png"), *[str(data / n) for n in names]])
     records = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
-    assert [r["image"] for r in records] == [str(data / n) for n in names]
-    assert all(isinstance(r["prediction"], str) for r in records)
+    assert [r["image"] for r in records] == [str(tmp_path / "plain.png")] + [str(data / n) for n in names]
+    plain = line_image.convert("RGB")
+    same = [n for n, want in names.items() if np.array_equal(np.asarray(want), np.asarray(plain))]
+    assert sorted(same) == ["alpha.png", "cmyk.tif", "grey16.png", "grey_alpha.png", "rotated.png"]
+    read = {Path(r["image"]).name: r["prediction"] for r in records}
+    assert {name: read[name] for name in same} == {name: read["plain.png"] for name in same}
 
 
 # --- random input --------------------------------------------------------------------------------------------------
