@@ -22,7 +22,7 @@ def test_training_words_drop_conjunct_fragments():
     assert "किताब" in words
 
 
-def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path):
+def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path, capsys):
     from hindi_ocr.render import devanagari_fonts, font_of, read_text_lines
 
     out = tmp_path / "run"
@@ -38,7 +38,13 @@ def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path):
     assert all(word in sentences for r in rows for word in r["text"].split())  # Common Voice text
 
     train_rows, evals = learning_curve.read_curve(out)
-    assert evals and evals[-1]["step"] >= 1 and 0 <= evals[-1]["eval_cer"]
+    assert evals and evals[-1]["step"] >= 1
+    # The curve's held-out CER is what infer.py reads with the saved model on the held-out folder (the last
+    # evaluation comes at the step where the budget stopped training, with the weights that were saved).
+    capsys.readouterr()
+    infer = pytest.importorskip("infer")
+    infer.main(["--model_name_or_path", str(out / "model"), "--data_dir", str(out / "heldout"), "--max_new_tokens", "48"])
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"CER {evals[-1]['eval_cer']:.4f} ")
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "model" / "model.safetensors").is_file()
     assert '"line_layout": "squash"' in (out / "model" / "hindi_ocr.json").read_text()
