@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Break core behaviour on purpose and see which tests notice: a small mutation run for occasional use.
+
+    python bench/mutations.py                  # the quick breaks (a few minutes on 2 cores)
+    python bench/mutations.py --all            # also the ones that need a 2-process run (a few more minutes)
+    python bench/mutations.py --only merge     # breaks whose name contains "merge"
+    python bench/mutations.py --list
+
+Each break is one textual edit of one file, applied to a fresh copy of the tree (tracked and untracked files, not
+ignored ones) in a temporary folder; the tests meant to catch it run there (pytest -x). "caught" means a test
+failed; "SURVIVED" means the tests passed with the break in place, so the suite would not notice it; "stale" means
+the text to break is no longer in the file (the code moved: update the table below). The tree you run it from is
+never touched. A break that survives deserves a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # file in the repository
+    old: str  # text that must occur exactly once
+    new: str
+    tests: tuple[str, ...]  # pytest node ids expected to catch it
+    slow: bool = False  # a 2-process training run: only with --all
+
+
+MUTATIONS = (
+    Mutation("merge -> unload (the adapter is dropped)", "hindi_ocr/modeling.py",
+             "model = model.merge_and_unload()", "model = model.unload()", ("tests/test_merge.py",)),
+    Mutation("label mask: first target token unsupervised", "hindi_ocr/examples.py",
+             "labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)",
+             "labels[row, prompt_ids.shape[1] + 1 : end] = torch.tensor(target[1:])", ("tests/test_labels.py",)),
+    Mutation("label mask: <|im_end|> unsupervised", "hindi_ocr/examples.py",
+             "labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)",
+             "labels[row, prompt_ids.shape[1] : end - 1] = torch.tensor(target[:-1])", ("tests/test_labels.py",)),
+    Mutation("split: the seed is ignored", "hindi_ocr/rows.py", 'f"{seed}\\0{image_file}"', 'f"{image_file}"',
+             ("tests/test_dataset_builder.py",)),
+    Mutation("split: test cut off by one row", "hindi_ocr/rows.py", "(key, position) <= test",
+             "(key, position) < test", ("tests/test_dataset_builder.py",)),
+    Mutation("feature cache: key blind to the pixels", "hindi_ocr/examples.py", "digest.update(image.tobytes())",
+             "digest.update(b'')", ("tests/test_accumulation.py",)),
+    Mutation("feature cache: a batch's freshly encoded rows mixed up", "hindi_ocr/training.py",
+             "fresh[keys[i]] = row", "fresh[keys[missing[0]]] = row", ("tests/test_accumulation.py",)),
+    Mutation("accumulation: each micro-batch's mean loss (num_items_in_batch dropped)", "hindi_ocr/training.py",
+             "return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)",
+             "return_outputs=return_outputs, num_items_in_batch=None)", ("tests/test_accumulation.py",)),
+    Mutation("streaming DDP: use_cpu not set (processes train alone)", "hindi_ocr/training.py",
+             "self.use_cpu = True", "pass",
+             ("tests/test_streaming.py::test_two_processes_train_on_a_stream_like_one_process_on_the_global_batch",),
+             slow=True),
+    Mutation("DDP eval: gather keeps the sampler's repeated lines", "hindi_ocr/training.py",
+             "self.gather_function = partial(self.accelerator.gather_for_metrics,",
+             "self.gather_function = partial(lambda t, **_: self.accelerator.gather(t),",
+             ("tests/test_ddp.py::test_two_process_run_counts_each_test_line_once",), slow=True),
+)
+
+
+def tree_files() -> list[str]:
+    """Tracked and untracked (not ignored) files of the working tree."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                         check=True).stdout.decode()
+    return [name for name in out.split("\0") if name and (REPO / name).is_file()]
+
+
+def copy_tree(dest: Path) -> None:
+    for name in tree_files():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+
+
+def run_one(mutation: Mutation, workdir: Path) -> tuple[str, float, str]:
+    """(result, seconds, first failing test or a note)."""
+    copy_tree(workdir)
+    path = workdir / mutation.path
+    text = path.read_text(encoding="utf-8")
+    if text.count(mutation.old) != 1:
+        return "stale", 0.0, f"{mutation.old!r} occurs {text.count(mutation.old)} times in {mutation.path}"
+    path.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(workdir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests],
+                          cwd=workdir, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.M)
+    if proc.returncode == 0:
+        return "SURVIVED", seconds, ""
+    if proc.returncode == 1:
+        return "caught", seconds, failed[0] if failed else ""
+    return f"error (pytest exit {proc.returncode})", seconds, proc.stdout.strip().splitlines()[-1:][0] if proc.stdout else ""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--all", action="store_true", help="include the breaks that need a 2-process training run")
+    p.add_argument("--only", help="run only the breaks whose name contains this text")
+    p.add_argument("--list", action="store_true", help="list the breaks and their tests, run nothing")
+    args = p.parse_args(argv)
+    chosen = [m for m in MUTATIONS if (args.all or not m.slow or args.only) and
+              (not args.only or args.only.lower() in m.name.lower())]
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name}{' (slow)' if m.slow else ''}\n    {m.path}: {m.old!r} -> {m.new!r}\n    "
+                  f"tests: {' '.join(m.tests)}")
+        return 0
+    rows = []
+    for mutation in chosen:
+        with tempfile.TemporaryDirectory(prefix="hindi-ocr-mutant-") as tmp:
+            result, seconds, note = run_one(mutation, Path(tmp))
+        rows.append((mutation.name, result, f"{seconds:.0f}", note))
+        print(f"{result:>9}  {seconds:5.0f} s  {mutation.name}  {note}", flush=True)
+    print("\n| break | result | seconds | first failing test |\n| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 1 if any(r[1] != "caught" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
