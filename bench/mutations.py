@@ -102,7 +102,8 @@ def run_one(mutation: Mutation, workdir: Path) -> tuple[str, float, str]:
         return "SURVIVED", seconds, ""
     if proc.returncode == 1:
         return "caught", seconds, failed[0] if failed else ""
-    return f"error (pytest exit {proc.returncode})", seconds, proc.stdout.strip().splitlines()[-1:][0] if proc.stdout else ""
+    last = proc.stdout.strip().splitlines()[-1:] or proc.stderr.strip().splitlines()[-1:]
+    return f"error (pytest exit {proc.returncode})", seconds, last[0] if last else ""
 
 
 def main(argv=None) -> int:

@@ -84,4 +84,3 @@ def test_default_accumulation_4_equals_batch_4(runs):
 
 def test_cached_image_features_train_like_encoding_every_step(runs):
     assert_same_updates(runs["batch4"], runs["no_cache"], loss_rtol=0, adapter_atol=0)
-

@@ -94,7 +94,7 @@ def test_one_process_reads_lines_in_order(lines_dir):
     tesseract = locate()
     batch = tesseract.read([images[1], images[0], images[2], images[1]])
     assert batch == [tesseract.read([images[i]])[0] for i in (1, 0, 2, 1)]
-    assert line_cer(batch[1], LINES[0]) <= 0.1 and line_cer(batch[0], LINES[1]) <= 0.1
+    assert line_cer(batch[1], LINES[0]) <= 0.1 and line_cer(batch[0], LINES[1]) <= 0.1  # measured 0.0 (5.3.0)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_infer_compare_tesseract_with_report(tiny, lines_dir, tmp_path):
     assert [r["reference"] for r in records] == LINES and all(isinstance(r["tesseract"], str) for r in records)
     ours = score([r["prediction"] for r in records], LINES)
     theirs = score([r["tesseract"] for r in records], LINES)
-    assert theirs["cer"] <= 0.1  # clean 32 px Hind lines
+    assert theirs["cer"] <= 0.1  # clean 32 px Hind lines: measured 0.0 (5.3.0); lines read out of order score 1.09
 
     header = out.index("| engine | CER | WER | grapheme_CER | lines/s | n |")
     assert out[header + 1] == "|---|---|---|---|---|---|"
