@@ -39,13 +39,15 @@ class Mutation:
     slow: bool = False  # a 2-process training run: only with --all
 
 
+CACHE_TEST = "tests/test_accumulation.py::test_cached_image_features_train_like_encoding_every_step"
+
 MUTATIONS = (
     Mutation("merge -> unload (the adapter is dropped)", "hindi_ocr/modeling.py",
              "model = model.merge_and_unload()", "model = model.unload()", ("tests/test_merge.py",)),
     Mutation("label mask: first target token unsupervised", "hindi_ocr/examples.py",
              "labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)",
              "labels[row, prompt_ids.shape[1] + 1 : end] = torch.tensor(target[1:])", ("tests/test_labels.py",)),
-    Mutation("label mask: <|im_end|> unsupervised", "hindi_ocr/examples.py",
+    Mutation("label mask: end of turn unsupervised", "hindi_ocr/examples.py",
              "labels[row, prompt_ids.shape[1] : end] = torch.tensor(target)",
              "labels[row, prompt_ids.shape[1] : end - 1] = torch.tensor(target[:-1])", ("tests/test_labels.py",)),
     Mutation("split: the seed is ignored", "hindi_ocr/rows.py", 'f"{seed}\\0{image_file}"', 'f"{image_file}"',
@@ -53,9 +55,9 @@ MUTATIONS = (
     Mutation("split: test cut off by one row", "hindi_ocr/rows.py", "(key, position) <= test",
              "(key, position) < test", ("tests/test_dataset_builder.py",)),
     Mutation("feature cache: key blind to the pixels", "hindi_ocr/examples.py", "digest.update(image.tobytes())",
-             "digest.update(b'')", ("tests/test_accumulation.py",)),
+             "digest.update(b'')", (CACHE_TEST,)),
     Mutation("feature cache: a batch's freshly encoded rows mixed up", "hindi_ocr/training.py",
-             "fresh[keys[i]] = row", "fresh[keys[missing[0]]] = row", ("tests/test_accumulation.py",)),
+             "fresh[keys[i]] = row", "fresh[keys[missing[0]]] = row", (CACHE_TEST,)),
     Mutation("accumulation: each micro-batch's mean loss (num_items_in_batch dropped)", "hindi_ocr/training.py",
              "return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)",
              "return_outputs=return_outputs, num_items_in_batch=None)", ("tests/test_accumulation.py",)),
