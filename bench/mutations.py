@@ -109,7 +109,9 @@ def run_one(mutation: Mutation, workdir: Path) -> tuple[str, float, str]:
     if proc.returncode == 0:
         return "SURVIVED", seconds, ""
     if proc.returncode == 1:
-        return "caught", seconds, failed[0] if failed else ""
+        why = re.search(r"^E +(.+)$", proc.stdout, re.M)  # the first assertion line: caught for the right reason?
+        return "caught", seconds, " ".join(filter(None, [failed[0] if failed else "",
+                                                         why and f"({why.group(1)[:90]})"]))
     last = proc.stdout.strip().splitlines()[-1:] or proc.stderr.strip().splitlines()[-1:]
     return f"error (pytest exit {proc.returncode})", seconds, last[0] if last else ""
 

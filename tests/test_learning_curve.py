@@ -45,7 +45,8 @@ def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path, capsys):
     infer = pytest.importorskip("infer")
     infer.main(["--model_name_or_path", str(out / "model"), "--data_dir", str(out / "heldout"),
                 "--max_new_tokens", "48"])
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f"CER {evals[-1]['eval_cer']:.4f} ")
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith(f"CER {evals[-1]['eval_cer']:.4f} "), (evals[-1], summary)
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "model" / "model.safetensors").is_file()
     assert '"line_layout": "squash"' in (out / "model" / "hindi_ocr.json").read_text()

@@ -257,7 +257,8 @@ def test_train_py_streams_trains_evaluates_and_saves(lines, tiny, tmp_path, caps
     test_cer = json.loads((out / "test_results.json").read_text())["test_cer"]
     capsys.readouterr()
     infer.main(["--adapter", str(out), "--data_dir", str(lines / "TestSamples"), "--max_new_tokens", "17"])
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f"CER {test_cer:.4f} ")
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith(f"CER {test_cer:.4f} "), (test_cer, summary)
     assert (out / "adapter_model.safetensors").is_file() and (out / "checkpoint-4").is_dir()
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "| test | streamed |" in card
