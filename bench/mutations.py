@@ -3,7 +3,7 @@
 
     python bench/mutations.py                  # the quick breaks (a few minutes on 2 cores)
     python bench/mutations.py --all            # also the ones that need a 2-process run (a few more minutes)
-    python bench/mutations.py --only merge     # breaks whose name contains "merge"
+    python bench/mutations.py --only merge     # breaks whose name contains "merge" (repeatable)
     python bench/mutations.py --list
 
 Each break is one textual edit of one file, applied to a fresh copy of the tree (tracked and untracked files, not
@@ -67,6 +67,19 @@ MUTATIONS = (
     Mutation("infer.py ignores the line layout recorded beside the adapter", "hindi_ocr/compare.py",
              'line_layout or settings.get("line_layout", "squash")', 'line_layout or "squash"',
              ("tests/test_learning.py::test_lora_makes_a_briefly_trained_base_memorise_new_lines",), slow=True),
+    Mutation("odd images: transparency laid on black paper", "hindi_ocr/examples.py",
+             "Image.new(\"RGBA\", rgba.size, (255, 255, 255, 255))", "Image.new(\"RGBA\", rgba.size, (0, 0, 0, 255))",
+             ("tests/test_bad_input.py::test_odd_images_read_alike_in_training_and_in_reading",)),
+    Mutation("fold layout: pieces stacked bottom to top", "hindi_ocr/examples.py", "(0, i * image.height))",
+             "(0, (pieces - 1 - i) * image.height))", ("tests/test_layouts.py",)),
+    Mutation("resume: a cut-short safetensors file passes as complete", "hindi_ocr/checkpoints.py",
+             "return None if size == expected else", "return None if size <= expected else",
+             ("tests/test_resume.py::test_incomplete_checkpoints_are_told_apart_and_named",)),
+    Mutation("the Hub token is pickled into training_args.bin", "hindi_ocr/hub.py", 'state["hub_token"] = None',
+             "pass", ("tests/test_security.py",)),
+    Mutation("generation does not stop at the end-of-turn token", "hindi_ocr/modeling.py", "gen.eos_token_id = end_id",
+             "gen.eos_token_id = None", ("tests/test_learning.py::test_full_finetuning_memorises_its_training_lines",),
+             slow=True),
     Mutation("streaming DDP: use_cpu not set (processes train alone)", "hindi_ocr/training.py",
              "self.use_cpu = True", "pass",
              ("tests/test_streaming.py::test_two_processes_train_on_a_stream_like_one_process_on_the_global_batch",),
@@ -119,11 +132,11 @@ def run_one(mutation: Mutation, workdir: Path) -> tuple[str, float, str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--all", action="store_true", help="include the breaks that need a 2-process training run")
-    p.add_argument("--only", help="run only the breaks whose name contains this text")
+    p.add_argument("--only", action="append", help="run only the breaks whose name contains this text (repeatable)")
     p.add_argument("--list", action="store_true", help="list the breaks and their tests, run nothing")
     args = p.parse_args(argv)
     chosen = [m for m in MUTATIONS if (args.all or not m.slow or args.only) and
-              (not args.only or args.only.lower() in m.name.lower())]
+              (not args.only or any(text.lower() in m.name.lower() for text in args.only))]
     if args.list:
         for m in MUTATIONS:
             print(f"{m.name}{' (slow)' if m.slow else ''}\n    {m.path}: {m.old!r} -> {m.new!r}\n    "

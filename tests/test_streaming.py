@@ -298,9 +298,9 @@ def test_each_process_gets_as_many_batches_and_each_line_once_per_pass(tmp_path)
 
 def test_two_processes_train_on_a_stream_like_one_process_on_the_global_batch(lines, tiny, tmp_path):
     """torchrun with 2 processes x 2 lines must make the updates of one process x 4 lines: each process keeps its
-    half of every global batch of the one-shard stream and the gradients are all-reduced. A run whose processes
-    train alone (no all-reduce: each saves an adapter trained on its half only) or read the wrong slice ends
-    elsewhere; the checks below show the tolerance tells those apart. No --ddp_backend: gloo is chosen (README)."""
+    half of every global batch of the one-shard stream and the gradients are all-reduced. A launch whose processes
+    train alone (no process group: each reads the whole stream 2 lines a step, the ``alone`` run below) ends
+    elsewhere, and the tolerances tell the two apart. No --ddp_backend: gloo is chosen automatically (README)."""
     flags = ["--model_name_or_path", str(tiny), "--data_dir", str(lines), "--streaming", "--max_steps", "3",
              "--eval_steps", "3", "--save_strategy", "no", "--learning_rate", "3e-3", "--lora_dropout", "0",
              "--logging_steps", "1", "--dataset_options", "validation_ratio=0.1", *RUN]
