@@ -154,6 +154,9 @@ def test_incomplete_checkpoints_are_told_apart_and_named(setup, tmp_path):
         "optimizer.pt is cut short (no zip directory at its end)")
     assert broken("checkpoint-7", cut("trainer_state.json", 20)) == "trainer_state.json is not valid JSON (cut short)"
     assert broken("checkpoint-8", cut(ADAPTER, 4)).startswith(f"{ADAPTER} has no readable safetensors header")
+    full = (complete / ADAPTER).stat().st_size
+    assert broken("checkpoint-9", cut(ADAPTER, full - 1)) == (
+        f"{ADAPTER} is {full - 1} bytes, its header says {full} (cut short)")  # one byte short: header intact
     shutil.copytree(complete, tmp_path / "run" / "checkpoint-1")
 
     run = tmp_path / "run"
