@@ -17,9 +17,13 @@ import json
 import re
 
 import pytest
+import torch
+from PIL import Image
 
 import infer
 import train
+from hindi_ocr import compare
+from hindi_ocr.examples import OcrExampleBuilder
 from hindi_ocr.render import write_line_folder
 from hindi_ocr.tiny import build_tiny_model
 
@@ -94,6 +98,15 @@ def test_full_finetuning_memorises_its_training_lines(trained_reader, capsys):
     assert cer <= 0.05, predictions
     assert cer == pytest.approx(test_cer, abs=1e-6)  # the Trainer's eval and infer.py read alike
     assert len(set(predictions)) == len(LINES)  # every image read as its own line, not one memorised line
+
+    # Generation ends at <|im_end|>: what infer.py's reader generates for a line is the line's target ids and no
+    # more (decoding drops special tokens, so the CER alone would not see a reader that runs on to its limit).
+    reader = compare.load_reader(str(out), None, max_new_tokens=40)
+    builder = OcrExampleBuilder(reader.processor, line_layout=reader.line_layout)
+    inputs = builder.prompt_inputs([Image.open(lines / "output_images" / "0.png")])
+    with torch.no_grad():
+        generated = reader.model.generate(**inputs)[0, inputs["input_ids"].shape[1]:].tolist()
+    assert generated == builder.target_ids(LINES[0])
 
 
 def test_lora_makes_a_briefly_trained_base_memorise_new_lines(trained_reader, tmp_path, capsys):
