@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from hindi_ocr.arguments import parse_args
 from hindi_ocr.examples import END_OF_TURN, IGNORE_INDEX, image_key
 from hindi_ocr.render import write_line_folder
 from hindi_ocr.text import normalize_text
 from hindi_ocr.tiny import build_tiny_model
-from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets, parse_args
+from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
 
 # Three lengths, so that two rows are right-padded; a nukta, a conjunct and an i-matra among them.
 LINES = ["घर", "किताब पढ़ो और सो जाओ", "क्षेत्र बड़ा है"]
