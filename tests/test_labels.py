@@ -65,14 +65,13 @@ def test_the_loss_is_the_mean_over_the_supervised_tokens(batch_and_trainer):
     """The model shifts labels by one inside its loss: position t's logits predict the label at t + 1. The loss
     the Trainer trains on must be the mean cross-entropy over exactly the target tokens and <|im_end|>."""
     batch, texts, trainer, _ = batch_and_trainer
-    inputs = {k: v for k, v in batch.items() if k != "image_keys"}
     model = trainer.model.eval()
-    with torch.no_grad():
-        out = model(**inputs)
-    logits, labels = out.logits[:, :-1].float(), inputs["labels"][:, 1:]
+    with torch.no_grad():  # the Trainer's own loss (image features through its cache), with the model's logits
+        loss, out = trainer.compute_loss(model, dict(batch), return_outputs=True)
+    logits, labels = out.logits[:, :-1].float(), batch["labels"][:, 1:]
     per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX,
                                                   reduction="none")
     supervised = labels != IGNORE_INDEX
     tokenizer = trainer.processing_class.tokenizer
     assert int(supervised.sum()) == sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts)
-    torch.testing.assert_close(out.loss, per_token[supervised].mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, per_token[supervised].mean(), rtol=1e-5, atol=1e-6)
