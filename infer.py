@@ -10,6 +10,7 @@
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from hindi_ocr import compare
@@ -33,8 +34,12 @@ def parse_args(argv=None):
     p.add_argument("--line_layout", choices=LINE_LAYOUTS, help="default: what the adapter was trained with")
     p.add_argument("--max_samples", type=positive_int, default=None,
                    help="read only the first N lines (of --data_dir's data.csv, then the images given)")
-    p.add_argument("--batch_size", type=positive_int, default=8)
-    p.add_argument("--max_new_tokens", type=positive_int, default=256)
+    p.add_argument("--lines_per_page", type=positive_int,
+                   help="lines read together on one page (default: what the model was trained with, from "
+                        "hindi_ocr.json; 1 reads each line alone, on a page at the training scale if it was "
+                        "trained on pages)")
+    p.add_argument("--batch_size", type=positive_int, default=8, help="images per generation (lines, or pages)")
+    p.add_argument("--max_new_tokens", type=positive_int, default=256, help="per line (a page: N times this)")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--output", help="write predictions to FILE.jsonl or FILE.csv")
     p.add_argument("--merge_lora", metavar="DIR", help="merge the adapter into the base and save it to DIR")
@@ -75,12 +80,13 @@ def main(argv=None):
     if args.merge_lora:
         model.save_pretrained(args.merge_lora)
         processor.save_pretrained(args.merge_lora)
-        save_settings(args.merge_lora, line_layout)
+        save_settings(args.merge_lora, line_layout, reader.lines_per_page)
         print(f"merged model written to {args.merge_lora}")
         if args.push_to_hub:
             publish_merged(args.merge_lora, args.push_to_hub, base, args.adapter, args.adapter_revision,
                            token=args.hub_token, private=args.hub_private_repo, line_layout=line_layout,
-                           max_new_tokens=args.max_new_tokens, num_image_tokens=processor.num_image_tokens)
+                           max_new_tokens=args.max_new_tokens, num_image_tokens=processor.num_image_tokens,
+                           lines_per_page=reader.lines_per_page)
             print(f"merged model pushed to {args.push_to_hub}")
 
     if not lines:
@@ -98,7 +104,12 @@ def main(argv=None):
         records.append(record)
         print("\t".join([line.image, prediction] + ([record["tesseract"]] if tesseract else [])), flush=True)
 
-    readings.insert(0, compare.read_with_model(reader, lines, args.batch_size, on_line=show))
+    stats = {}
+    readings.insert(0, compare.read_with_model(reader, lines, args.batch_size, on_line=show,
+                                               lines_per_page=args.lines_per_page, stats=stats))
+    if stats.get("pages"):
+        print(f"{len(lines)} lines read in {stats['pages']} pages; {stats['page_rereads']} pages read again one "
+              "line per page (their output had another number of lines)", file=sys.stderr)
     if args.output:
         write_predictions(args.output, records)
     if tesseract and any(line.reference is not None for line in lines):

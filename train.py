@@ -13,6 +13,7 @@ from hindi_ocr.arguments import parse_args
 from hindi_ocr.checks import check_training_run
 from hindi_ocr.hub import publish_run
 from hindi_ocr.space import publish_demo_space
+from hindi_ocr.page_training import max_new_tokens
 from hindi_ocr.training import (
     build_model_and_processor, build_trainer, evaluate_test, load_datasets, train_and_save, where_saved,
 )
@@ -27,7 +28,7 @@ def main(argv=None):
     check_training_run(model_args, data_args, lora_args, training_args)  # local flags, data folder, output_dir
     datasets = load_datasets(data_args)
     model, processor = build_model_and_processor(model_args, lora_args, training_args,
-                                                 max_new_tokens=data_args.max_target_tokens + 1)
+                                                 max_new_tokens=max_new_tokens(data_args))
     trainer = build_trainer(model, processor, datasets, data_args, training_args)
     train_and_save(trainer, training_args, data_args)
     evaluate_test(trainer, datasets)

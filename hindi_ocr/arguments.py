@@ -14,7 +14,7 @@ import torch
 import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 
-from .checks import check_streaming
+from .checks import check_pages, check_streaming
 from .examples import LINE_LAYOUTS
 from .hub import HubTokenNotPickled
 from .precision import check_bf16
@@ -69,7 +69,19 @@ class DataArguments:
         default="squash",
         metadata={"help": "How a wide line becomes GOT's square input.", "choices": list(LINE_LAYOUTS)},
     )
-    max_target_tokens: int = field(default=256, metadata={"help": "Longest transcription, in tokens."})
+    lines_per_page: int = field(
+        default=1,
+        metadata={"help": "Lines typeset on one page per image (GOT's input), so one vision pass reads them all; "
+                          "1: one line per image, as --line_layout says. Batch sizes count pages."},
+    )
+    regroup_pages: bool = field(
+        default=True,
+        metadata={"help": "--lines_per_page > 1: new page groups and margins each epoch (variety); false: the same "
+                          "pages every epoch, so the image-feature cache applies from the second epoch."},
+    )
+    max_target_tokens: int = field(
+        default=256, metadata={"help": "Longest transcription of one line, in tokens (a page: N times this)."}
+    )
     num_sample_predictions: int = field(
         default=3, metadata={"help": "Prediction/reference pairs printed at each evaluation."}
     )
@@ -178,6 +190,7 @@ def parse_args(argv: list[str] | None = None):
         parser.set_defaults(**values)
     groups = parser.parse_args_into_dataclasses(args=argv)
     check_streaming(groups[1].streaming, groups[3].max_steps)
+    check_pages(groups[1].lines_per_page, groups[1].line_layout, groups[1].streaming)
     return groups
 
 

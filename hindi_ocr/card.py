@@ -16,6 +16,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants
 
 from .examples import to_rgb
+from .pages import card_note
 
 LICENSE = "apache-2.0"  # GOT-OCR2's licence, which a fine-tune of it keeps
 LANGUAGE = "hi"
@@ -140,19 +141,23 @@ def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | No
         widget=widget_entries(repo_id, args.hub_revision, samples),
     )
     kind = "A LoRA adapter for" if peft_config else "A fine-tune of"
+    per_page = collator.pages.lines if collator.pages is not None else 1
+    reads = (f"up to {per_page} printed lines of Hindi (Devanagari) text typeset on one page image"
+             if per_page > 1 else "one printed line of Hindi (Devanagari) text from an image")
     sections = [
         f"# {(repo_id or out.name).split('/')[-1]}",
-        f"{kind} the GOT-OCR2 model `{_display(base)}` that reads one printed line of Hindi (Devanagari) text "
-        "from an image and returns its transcription (Unicode NFC).",
-        "## Results\n\n" + results_table(evaluated, splits, max_new_tokens=collator.max_target_tokens + 1),
+        f"{kind} the GOT-OCR2 model `{_display(base)}` that reads {reads} and returns the transcription "
+        "(Unicode NFC).",
+        "## Results\n\n" + results_table(evaluated, splits, max_new_tokens=per_page * (collator.max_target_tokens + 1)),
         samples_section(samples, sample_split),
         demo_section(demo_space_id(args, repo_id)),
         usage_section(source, base if peft_config else None, collator.line_layout,
                       max_new_tokens=collator.max_target_tokens + 1,
-                      num_image_tokens=getattr(trainer.processing_class, "num_image_tokens", GOT_IMAGE_TOKENS)),
+                      num_image_tokens=getattr(trainer.processing_class, "num_image_tokens", GOT_IMAGE_TOKENS),
+                      lines_per_page=per_page),
         "## Training\n\n" + training_section(trainer, base, dataset, splits, peft_config),
         limitations_section(f"{_count(splits['train'])} lines" if "train" in splits else "lines not recorded here",
-                            collator.max_target_tokens),
+                            collator.max_target_tokens, per_page),
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n")
 
@@ -221,11 +226,11 @@ LAYOUT_NOTES = {
 
 
 def usage_section(model_id: str, base: str | None, line_layout: str, max_new_tokens: int,
-                  num_image_tokens: int = GOT_IMAGE_TOKENS) -> str:
+                  num_image_tokens: int = GOT_IMAGE_TOKENS, lines_per_page: int = 1) -> str:
     """How to read lines with it: this project's infer.py, and plain transformers (+ peft for an adapter)."""
     flag = f"--adapter {model_id}" if base else f"--model_name_or_path {model_id}"
     code = python_usage(model_id, base, max_new_tokens, num_image_tokens)
-    layout_note = LAYOUT_NOTES.get(line_layout, "")
+    layout_note = LAYOUT_NOTES.get(line_layout, "") + card_note(lines_per_page)
     return (
         "## How to use\n\nWith this project (line images, folders of them, or a `data.csv` folder that also gives "
         f"CER/WER):\n\n```bash\npython infer.py {flag} line1.png line2.png\npython infer.py {flag} --data_dir "
@@ -273,7 +278,9 @@ def training_section(trainer, base: str | None, dataset: dict, splits, peft_conf
         "optimizer": f"{_value(args.optim)}, weight decay {args.weight_decay:g}",
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else str(trainer.model.dtype).replace("torch.", ""),
         "seed": args.seed,
-        "line layout": collator.line_layout,
+        "line layout": collator.line_layout if collator.pages is None else
+                       f"pages of {collator.pages.lines} lines (`--lines_per_page {collator.pages.lines}`), a batch "
+                       "counts pages",
         "max target tokens": collator.max_target_tokens,
     }
     if peft_config:
@@ -294,12 +301,15 @@ def _value(option) -> str:
     return str(getattr(option, "value", option))
 
 
-def limitations_section(trained_on: str, max_target_tokens: int | None = None) -> str:
+def limitations_section(trained_on: str, max_target_tokens: int | None = None, lines_per_page: int = 1) -> str:
     cut = (f"- Transcriptions were cut at {max_target_tokens} tokens in training: longer lines may be read only in "
            "part.\n" if max_target_tokens else "")
+    reads = ("- It reads one line per image: split pages and paragraphs into lines first.\n" if lines_per_page <= 1
+             else f"- It reads pages typeset from line images (up to {lines_per_page} per page): split scanned pages "
+                  "and paragraphs into lines first.\n")
     return (
         "## Limitations\n\n"
-        "- It reads one line per image: split pages and paragraphs into lines first.\n"
+        f"{reads}"
         f"- It was fine-tuned on {trained_on}. Fonts, scans, photos or handwriting unlike them may read much worse: "
         "measure CER on a sample of your own lines (`infer.py --data_dir`) before relying on it.\n"
         f"{cut}"
@@ -309,7 +319,7 @@ def limitations_section(trained_on: str, max_target_tokens: int | None = None) -
 
 
 def merged_card(repo_id: str, base: str | None, adapter: str, adapter_card_: ModelCard | None, line_layout: str,
-                max_new_tokens: int, num_image_tokens: int) -> ModelCard:
+                max_new_tokens: int, num_image_tokens: int, lines_per_page: int = 1) -> ModelCard:
     """Card of a merged checkpoint: the adapter card's results, data and widget, with transformers-only usage."""
     source = adapter_card_.data if adapter_card_ else ModelCardData()
     data = card_metadata(model_name=repo_id, base_model=base, library_name="transformers", datasets=source.datasets,
@@ -319,8 +329,9 @@ def merged_card(repo_id: str, base: str | None, adapter: str, adapter_card_: Mod
         f"GOT-OCR2 `{_display(base)}` with the LoRA adapter `{hub_id(adapter) or Path(adapter).name}` merged into "
         "its weights: a standalone checkpoint that reads one printed line of Hindi (Devanagari) text, no peft needed. "
         "The evaluation results are the adapter's.",
-        usage_section(repo_id, None, line_layout, max_new_tokens, num_image_tokens),
-        limitations_section(f"the training lines of the adapter `{hub_id(adapter) or Path(adapter).name}`"),
+        usage_section(repo_id, None, line_layout, max_new_tokens, num_image_tokens, lines_per_page),
+        limitations_section(f"the training lines of the adapter `{hub_id(adapter) or Path(adapter).name}`",
+                            lines_per_page=lines_per_page),
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
 

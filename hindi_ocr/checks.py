@@ -99,6 +99,21 @@ def check_streaming(streaming: bool, max_steps: int) -> None:
                          "--num_train_epochs")
 
 
+def check_pages(lines_per_page: int, line_layout: str, streaming: bool = False) -> None:
+    """--lines_per_page N > 1 typesets lines on pages at their natural aspect ratio: no per-line layout applies, and
+    the page groups come from a dataset with a length (not yet a stream)."""
+    if lines_per_page < 1:
+        raise SystemExit(f"--lines_per_page {lines_per_page}: give the number of lines per page, 1 or more (1: one "
+                         "line per image)")
+    if lines_per_page > 1 and line_layout != "squash":
+        raise SystemExit(f"--line_layout {line_layout} with --lines_per_page {lines_per_page}: on a page each line "
+                         "keeps its aspect ratio and the page is already square, so a line layout does not apply; "
+                         "drop --line_layout (or use --lines_per_page 1)")
+    if lines_per_page > 1 and streaming:
+        raise SystemExit(f"--streaming with --lines_per_page {lines_per_page}: pages are grouped from a dataset "
+                         "with a length; drop --streaming (or use --lines_per_page 1)")
+
+
 def check_resume_flags(checkpoint: str, model_args, lora_args) -> None:
     """A checkpoint resumes only with the LoRA shape it was saved with: name the flag, not peft's size mismatches."""
     config = Path(checkpoint) / "adapter_config.json"

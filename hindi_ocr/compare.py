@@ -32,6 +32,8 @@ class Reader:
     base: str
     adapter: str | None
     line_layout: str
+    lines_per_page: int = 1  # what it was trained with (hindi_ocr.json): the page scale it reads at
+    max_new_tokens: int = 256  # per line
 
     @property
     def engine(self) -> str:
@@ -57,7 +59,8 @@ def load_reader(model_name_or_path: str | None, adapter: str | None, *, revision
     if torch.cuda.is_available() and not merge:  # e.g. a Kaggle T4: GOT's 1024x1024 vision tower is slow on CPU
         model.to("cuda")
     settings = load_settings(adapter or base, adapter_revision, token)
-    return Reader(model, processor, base, adapter, line_layout or settings.get("line_layout", "squash"))
+    return Reader(model, processor, base, adapter, line_layout or settings.get("line_layout", "squash"),
+                  int(settings.get("lines_per_page", 1)), max_new_tokens)
 
 
 @dataclass
@@ -87,12 +90,22 @@ def timed(engine: str, slug: str, read: Callable[[], Iterable[str]],
 
 
 def read_with_model(reader: Reader, lines: Sequence[Line], batch_size: int = 8,
-                    on_line: Callable[[int, str], None] | None = None) -> Reading:
+                    on_line: Callable[[int, str], None] | None = None, lines_per_page: int | None = None,
+                    stats: dict | None = None) -> Reading:
+    """``lines_per_page``: lines read together on one page (default: as trained; see pages.reading_scale)."""
     from .examples import OcrExampleBuilder
     from .inference import read_lines
+    from .pages import PageLayout, reading_scale
 
+    reading, scale = reading_scale(reader.lines_per_page, lines_per_page)
     builder = OcrExampleBuilder(reader.processor, line_layout=reader.line_layout)
-    return timed(reader.engine, "got-ocr2", lambda: read_lines(reader.model, builder, lines, batch_size), on_line)
+    if scale > 1:
+        from .checks import check_pages
+
+        check_pages(scale, reader.line_layout)
+        builder.pages = PageLayout(builder.image_side, scale)
+    return timed(reader.engine, "got-ocr2", lambda: read_lines(reader.model, builder, lines, batch_size, reading,
+                                                               reader.max_new_tokens, stats), on_line)
 
 
 def read_with_tesseract(tesseract, lines: Sequence[Line]) -> Reading:

@@ -65,7 +65,7 @@ def letterbox(image: Image.Image, side: int) -> Image.Image:
     image = image.convert("RGB")
     scale = min(side / image.width, side / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    canvas = Image.new("RGB", (side, side), _paper_colour(image))
+    canvas = Image.new("RGB", (side, side), paper_colour(image))
     canvas.paste(image.resize(size, Image.Resampling.BICUBIC), ((side - size[0]) // 2, (side - size[1]) // 2))
     return canvas
 
@@ -83,15 +83,16 @@ def fold(image: Image.Image) -> Image.Image:
     if pieces == 1:
         return image
     piece_width = math.ceil(image.width / pieces)
-    canvas = Image.new("RGB", (piece_width, image.height * pieces), _paper_colour(image))
+    canvas = Image.new("RGB", (piece_width, image.height * pieces), paper_colour(image))
     for i in range(pieces):
         canvas.paste(image.crop((i * piece_width, 0, min(image.width, (i + 1) * piece_width), image.height)),
                      (0, i * image.height))
     return canvas
 
 
-def _paper_colour(image: Image.Image) -> tuple[int, int, int]:
-    """Median colour of the top and bottom pixel rows, so the padding blends with paper that is not pure white."""
+def paper_colour(image: Image.Image) -> tuple[int, int, int]:
+    """Median colour of the top and bottom pixel rows, so padding (and a page, hindi_ocr.pages) blends with paper
+    that is not pure white."""
     edges = Image.new("RGB", (image.width, 2))
     edges.paste(image.crop((0, 0, image.width, 1)), (0, 0))
     edges.paste(image.crop((0, image.height - 1, image.width, image.height)), (0, 1))
@@ -105,6 +106,10 @@ class OcrExampleBuilder:
     ``line_layout``: ``squash`` lets GOT's image processor stretch the line to its square input (what the released
     model saw in pre-training); ``letterbox`` keeps the aspect ratio and pads to the square; ``fold`` stacks
     pieces of the line into a near-square block (:func:`fold`).
+
+    ``pages`` (a :class:`hindi_ocr.pages.PageLayout`, with ``--lines_per_page`` > 1): rows whose ``image`` and
+    ``text`` are lists (:class:`hindi_ocr.pages.PageDataset` items) are typeset on one page each, and their target
+    is the lines' texts joined by ``\n``; the line layout then does not apply (a page is already square).
     """
 
     processor: object
@@ -113,6 +118,8 @@ class OcrExampleBuilder:
     # Set by the trainer when the image encoder is frozen (training.ImageFeatureCache): batches then carry
     # ``image_keys``, and a batch whose images all have cached features skips the image processor.
     feature_cache: object = field(default=None, repr=False, compare=False)
+    pages: object = None  # hindi_ocr.pages.PageLayout when lines are read in pages
+    cache_varied_pages: bool = True  # False: training pages drawn anew each epoch are never looked up again
 
     def __post_init__(self):
         self._prompt = None  # (input_ids, attention_mask) of one prompt: the same for every line image
@@ -131,6 +138,8 @@ class OcrExampleBuilder:
 
     def _prepare_image(self, image: Image.Image) -> Image.Image:
         image = to_rgb(image)
+        if self.pages is not None:
+            return image  # with pages every input is a composed page: already GOT's square input
         if self.line_layout == "letterbox":
             return letterbox(image, self.image_side)
         return fold(image) if self.line_layout == "fold" else image
@@ -148,10 +157,25 @@ class OcrExampleBuilder:
         self._prompt = (batch["input_ids"][:1].clone(), batch["attention_mask"][:1].clone())
         return {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}
 
-    def target_ids(self, text: str) -> list[int]:
-        """Token ids the model must produce for a line: the NFC text, then ``<|im_end|>``."""
-        ids = self.processor.tokenizer(normalize_text(text), add_special_tokens=False)["input_ids"]
-        return ids[: self.max_target_tokens] + [self.end_of_turn_id]
+    def target_ids(self, text: str | Sequence[str]) -> list[int]:
+        """Token ids the model must produce for a line: the NFC text, then ``<|im_end|>``. For a page (a list of
+        line texts): each line's ids (cut at ``max_target_tokens`` like a lone line's) joined by ``\n``."""
+        tokenizer = self.processor.tokenizer
+        if isinstance(text, str):
+            text = [text]
+        lines = [tokenizer(normalize_text(t), add_special_tokens=False)["input_ids"][: self.max_target_tokens]
+                 for t in text]
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        ids = lines[0]
+        for line in lines[1:]:
+            ids = ids + newline + line
+        return ids + [self.end_of_turn_id]
+
+    def compose(self, rows: Sequence[dict]) -> list[Image.Image]:
+        """The page image of each page row (``image`` a list of lines; ``page_seed`` varies a training page)."""
+        if self.pages is None:
+            raise ValueError("page rows need a builder with pages (--lines_per_page > 1)")
+        return [self.pages.compose(row["image"], seed=row.get("page_seed")) for row in rows]
 
     def training_inputs(self, images: Sequence[Image.Image], texts: Sequence[str],
                         pixels: bool = True) -> dict[str, torch.Tensor]:
@@ -175,13 +199,27 @@ class OcrExampleBuilder:
         return batch
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
-        """Data collator over dataset rows with ``image`` and ``text``."""
-        images, texts = [row["image"] for row in rows], [row["text"] for row in rows]
-        if self.feature_cache is None:
-            return self.training_inputs(images, texts)
-        keys = [image_key(image, self.line_layout) for image in images]
-        batch = self.training_inputs(images, texts, pixels=not all(key in self.feature_cache for key in keys))
-        batch["image_keys"] = keys
+        """Data collator over dataset rows with ``image`` and ``text`` (lines), or lists of them (pages).
+
+        Page batches also carry ``line_counts`` (lines per page) and, for reading pages, ``line_images`` (to read a
+        page again line by line); the trainer takes both out before the model sees the batch. Training pages that
+        change every epoch carry no ``image_keys``: their features would never be asked for again.
+        """
+        paged = isinstance(rows[0]["text"], list)
+        images = self.compose(rows) if paged else [row["image"] for row in rows]
+        texts = [row["text"] for row in rows]
+        varied = paged and rows[0].get("page_seed") is not None
+        cacheable = self.feature_cache is not None and (self.cache_varied_pages or not varied)
+        if cacheable:
+            keys = [image_key(image, "page" if paged else self.line_layout) for image in images]
+            batch = self.training_inputs(images, texts, pixels=not all(key in self.feature_cache for key in keys))
+            batch["image_keys"] = keys
+        else:
+            batch = self.training_inputs(images, texts)
+        if paged:
+            batch["line_counts"] = torch.tensor([len(text) for text in texts])
+            if not varied:
+                batch["line_images"] = [row["image"] for row in rows]
         return batch
 
 

@@ -33,10 +33,10 @@ class HubTokenNotPickled:
 
 def publish_merged(folder: str, repo_id: str, base: str | None, adapter: str, adapter_revision: str | None = None,
                    token: str | None = None, private: bool | None = None, line_layout: str = "squash",
-                   max_new_tokens: int = 256, num_image_tokens: int = GOT_IMAGE_TOKENS) -> None:
+                   max_new_tokens: int = 256, num_image_tokens: int = GOT_IMAGE_TOKENS, lines_per_page: int = 1) -> None:
     """infer.py --merge_lora DIR --push_to_hub REPO_ID: a card for the merged folder, then the upload."""
     card = merged_card(repo_id, base, adapter, load_card(adapter, adapter_revision, token), line_layout,
-                       max_new_tokens, num_image_tokens)
+                       max_new_tokens, num_image_tokens, lines_per_page)
     card.save(Path(folder) / "README.md")
     push_folder(folder, repo_id, token=token, private=private, commit_message="Upload merged model")
 

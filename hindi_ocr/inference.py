@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from .examples import OcrExampleBuilder
+from .pages import settle_pages
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
-SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout)
+SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout, lines per page)
 
 
 @dataclass
@@ -53,26 +54,60 @@ def lines_from_data_dir(data_dir: str) -> list[Line]:
         raise SystemExit(f"--data_dir {data_dir}: {err}") from None
 
 
-def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image]) -> list[str]:
-    """One batched greedy generation over images; returns the decoded lines."""
+def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image], **generate_kwargs) -> list[str]:
+    """One batched greedy generation over images (lines, or composed pages); returns the decoded texts."""
     inputs = builder.prompt_inputs(images)
     inputs = {k: v.to(model.device) for k, v in inputs.items()}
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.inference_mode():
-        generated = model.generate(**inputs)
+        generated = model.generate(**inputs, **generate_kwargs)
     new_tokens = generated[:, inputs["input_ids"].shape[1]:]
     return builder.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_size: int = 8) -> Iterator[str]:
-    """Predictions for lines in order, decoding each batch's images only when it is its turn."""
-    for start in range(0, len(lines), batch_size):
-        batch = lines[start : start + batch_size]
-        # load() reads the pixels and closes the file; the builder makes them upright RGB (to_rgb) once
-        images = [Image.open(line.image) for line in batch]
-        for image in images:
-            image.load()
-        yield from read_images(model, builder, images)
+def _open(line: Line) -> Image.Image:
+    # load() reads the pixels and closes the file; the builder makes them upright RGB (to_rgb) once
+    image = Image.open(line.image)
+    image.load()
+    return image
+
+
+def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_size: int = 8,
+               lines_per_page: int = 1, max_new_tokens: int | None = None, stats: dict | None = None
+               ) -> Iterator[str]:
+    """Predictions for lines in order, one per line, decoding each batch's images only when it is its turn.
+
+    With ``builder.pages`` the lines are read ``lines_per_page`` to a page, ``batch_size`` pages per generation
+    (each given ``lines_per_page`` x ``max_new_tokens`` new tokens); a page whose output has another number of
+    lines is read again one line per page (``stats["page_rereads"]`` counts them, ``stats["pages"]`` all pages).
+    """
+    if builder.pages is None:
+        for start in range(0, len(lines), batch_size):
+            yield from read_images(model, builder, [_open(line) for line in lines[start : start + batch_size]])
+        return
+    budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens * lines_per_page}
+    alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    stats = stats if stats is not None else {}
+    stats.setdefault("pages", 0)
+    stats.setdefault("page_rereads", 0)
+
+    def read_alone(images):
+        out = []
+        for start in range(0, len(images), batch_size):
+            pages = [builder.pages.compose([image]) for image in images[start : start + batch_size]]
+            out += read_images(model, builder, pages, **alone_budget)
+        return out
+
+    per_batch = batch_size * lines_per_page
+    for start in range(0, len(lines), per_batch):
+        batch = lines[start : start + per_batch]
+        groups = [[_open(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
+        outputs = read_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
+        settled, rereads = settle_pages(outputs, groups, read_alone)
+        stats["pages"] += len(groups)
+        stats["page_rereads"] += rereads
+        for page in settled:
+            yield from page
 
 
 def write_predictions(path: str, records: Iterable[dict]) -> None:
@@ -93,9 +128,10 @@ def write_predictions(path: str, records: Iterable[dict]) -> None:
         raise SystemExit(f"--output {path}: use a .jsonl or .csv file name")
 
 
-def save_settings(output_dir: str, line_layout: str) -> None:
+def save_settings(output_dir: str, line_layout: str, lines_per_page: int = 1) -> None:
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    (Path(output_dir) / SETTINGS_FILE).write_text(json.dumps({"line_layout": line_layout}) + "\n", encoding="utf-8")
+    settings = {"line_layout": line_layout, "lines_per_page": lines_per_page}
+    (Path(output_dir) / SETTINGS_FILE).write_text(json.dumps(settings) + "\n", encoding="utf-8")
 
 
 def load_settings(source: str | None, revision: str | None = None, token: str | None = None) -> dict:

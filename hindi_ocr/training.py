@@ -1,10 +1,12 @@
 """The Seq2Seq-style Trainer for fine-tuning GOT-OCR2 on text lines: building it, its metrics, the image-feature
-cache, loading the datasets, and saving what a run leaves behind. The flags are in :mod:`hindi_ocr.arguments`."""
+cache, loading the datasets, and saving what a run leaves behind. The flags are in :mod:`hindi_ocr.arguments`;
+what pages (--lines_per_page) change in the Trainer is in :mod:`hindi_ocr.page_training`."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +23,10 @@ from .guard import NonFiniteGuard, NonFiniteTraining, sixteen_bit_flags
 from .inference import save_settings
 from .examples import IGNORE_INDEX, OcrExampleBuilder, prompt_length
 from .modeling import attach_lora, configure_generation, load_base_model, load_processor
+from .page_training import (
+    PageEpochs, SettingsInCheckpoints, batch_lines, page_layout, page_lines, settle_generated,
+)
+from .pages import as_pages
 from .scoring import score
 
 logger = logging.getLogger(__name__)
@@ -81,6 +87,25 @@ class OcrTrainer(Seq2SeqTrainer):
         super().__init__(*args, **kwargs)
         self.data_args, self.splits = data_args, splits  # what the model card says about the data
         self.image_feature_cache = image_feature_cache  # set when the image encoder is frozen
+        self.lines_trained = 0  # lines in this process's training batches, this session
+        self.page_rereads = 0  # pages read again line by line in the current evaluation
+        if hasattr(self.train_dataset, "set_epoch"):
+            self.add_callback(PageEpochs(self.train_dataset))
+        if data_args is not None:
+            self.add_callback(SettingsInCheckpoints(data_args))
+
+    def lines_seen(self) -> int:
+        """Training lines seen in this session, all processes (a collective: every process must call it)."""
+        total = torch.tensor(self.lines_trained, device=self.args.device)
+        return int(self.accelerator.reduce(total, reduction="sum")) if self.args.world_size > 1 else int(total)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training logs also give lines seen and lines/s (with pages a sample is a page of several lines)."""
+        if "loss" in logs:
+            logs["lines_seen"] = self.lines_seen()
+            if start_time is not None:
+                logs["lines_per_second"] = round(logs["lines_seen"] / max(time.time() - start_time, 1e-9), 3)
+        super().log(logs, start_time)
 
     def _with_image_features(self, model, inputs, always: bool = False):
         """``inputs`` with the images encoded once, without autograd (``mm_encoder_outputs``): through the feature
@@ -105,7 +130,11 @@ class OcrTrainer(Seq2SeqTrainer):
         return inputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = self._with_image_features(model, inputs)
+        if model.training:
+            self.lines_trained += batch_lines(inputs)
+        inputs = {k: v for k, v in inputs.items() if k not in ("line_counts", "line_images")}
+        # a frozen encoder runs without autograd even on batches the cache does not see (pages new each epoch)
+        inputs = self._with_image_features(model, inputs, always=self.image_feature_cache is not None)
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def create_model_card(self, **kwargs):
@@ -113,15 +142,26 @@ class OcrTrainer(Seq2SeqTrainer):
         if self.is_world_process_zero():
             write_model_card(self)
 
-    def evaluation_loop(self, *args, **kwargs):
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
         """Gather with ``gather_for_metrics``: Seq2SeqTrainer.evaluate/predict switch to ``accelerator.gather``, which
         keeps the lines a distributed sampler repeats to fill the last batch, so a data-parallel eval would count
-        some lines twice in CER/WER and the loss."""
+        some lines twice in CER/WER and the loss. With pages, ``{prefix}_page_rereads`` counts the pages read again
+        line by line because their output had another number of lines."""
         self.gather_function = partial(self.accelerator.gather_for_metrics,
                                        use_gather_object=self.args.eval_use_gather_object)
-        return super().evaluation_loop(*args, **kwargs)
+        self.page_rereads = 0
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        if self.data_collator.pages is not None and output.metrics is not None:
+            rereads = torch.tensor(self.page_rereads, device=self.args.device)
+            if self.args.world_size > 1:
+                rereads = self.accelerator.reduce(rereads, reduction="sum")
+            output.metrics[f"{metric_key_prefix}_page_rereads"] = int(rereads)
+        return output
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        line_images = inputs.get("line_images")
+        inputs = {k: v for k, v in inputs.items() if k not in ("line_counts", "line_images")}
         if not self.args.predict_with_generate or prediction_loss_only:
             inputs = self._with_image_features(model, self._prepare_inputs(inputs))
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
@@ -139,11 +179,16 @@ class OcrTrainer(Seq2SeqTrainer):
                 mm_encoder_outputs=inputs["mm_encoder_outputs"],
                 **gen_kwargs,
             )[:, start:]
+        if line_images is not None:
+            generated, rereads = settle_generated(model, self.data_collator, self.processing_class.tokenizer,
+                                                  generated, line_images, gen_kwargs)
+            self.page_rereads += rereads
         return loss, generated, inputs["labels"]
 
 
-def make_compute_metrics(tokenizer, num_samples: int = 3):
-    """CER/WER/grapheme CER from generated ids; prints a few lines so a person sees what the model reads."""
+def make_compute_metrics(tokenizer, num_samples: int = 3, pages: bool = False):
+    """CER/WER/grapheme CER from generated ids; prints a few lines so a person sees what the model reads. ``pages``:
+    each prediction and reference is a page, scored line by line (page_training.page_lines)."""
 
     def decode(rows: np.ndarray) -> list[str]:
         rows = np.where(rows == IGNORE_INDEX, tokenizer.pad_token_id, rows)
@@ -151,6 +196,8 @@ def make_compute_metrics(tokenizer, num_samples: int = 3):
 
     def compute_metrics(eval_pred):
         predictions, references = decode(eval_pred.predictions), decode(eval_pred.label_ids)
+        if pages:
+            predictions, references = page_lines(predictions, references)
         for pred, ref in list(zip(predictions, references))[:num_samples]:
             logger.info("\n  ref:  %s\n  pred: %s", ref, pred)
         return score(predictions, references)
@@ -187,8 +234,10 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
         cache = ImageFeatureCache(max(0, getattr(training_args, "image_feature_cache_mb", 0)) * 2**20)
         logger.info("image encoder frozen: features computed without autograd, cached up to %d MiB",
                     cache.max_bytes >> 20)
+    per_page = data_args.lines_per_page
     collator = OcrExampleBuilder(processor, line_layout=data_args.line_layout,
-                                 max_target_tokens=data_args.max_target_tokens, feature_cache=cache)
+                                 max_target_tokens=data_args.max_target_tokens, feature_cache=cache,
+                                 pages=page_layout(processor, per_page), cache_varied_pages=not data_args.regroup_pages)
     train = datasets.get("train")
     if any(isinstance(split, IterableDataset) for split in datasets.values()):  # --streaming
         # accelerate would otherwise read every batch of a stream on process 0, then concatenate and broadcast them:
@@ -201,14 +250,17 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
             train = single_shard(train)
         seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
         train = train.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
+    else:  # pages (N > 1): shuffled into new groups each epoch; one line per image: unchanged
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        train = as_pages(train, per_page, train=True, seed=seed, regroup=data_args.regroup_pages)
     return OcrTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
-        eval_dataset=datasets.get("validation"),
+        eval_dataset=as_pages(datasets.get("validation"), per_page),
         data_collator=collator,
         processing_class=processor,
-        compute_metrics=make_compute_metrics(processor.tokenizer, data_args.num_sample_predictions),
+        compute_metrics=make_compute_metrics(processor.tokenizer, data_args.num_sample_predictions, per_page > 1),
         callbacks=callbacks,
         data_args=data_args,
         splits=datasets,
@@ -261,9 +313,13 @@ def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments)
     guard = next((c for c in trainer.callback_handler.callbacks if isinstance(c, NonFiniteGuard)), None)
     if guard is not None and guard.message:  # the Trainer stopped cleanly (logs flushed, pushes done); save nothing
         raise NonFiniteTraining(guard.message)
+    lines = trainer.lines_seen()  # with pages a "sample" is a page: say how many lines that was
+    result.metrics["train_lines_seen"] = lines
+    if result.metrics.get("train_runtime"):
+        result.metrics["train_lines_per_second"] = round(lines / result.metrics["train_runtime"], 3)
     trainer.save_model(_internal_call=True)  # no push yet: hindi_ocr.hub.publish_run pushes once tested
     if trainer.is_world_process_zero():
-        save_settings(training_args.output_dir, data_args.line_layout)
+        save_settings(training_args.output_dir, data_args.line_layout, data_args.lines_per_page)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
@@ -274,7 +330,8 @@ def evaluate_test(trainer: OcrTrainer, datasets) -> dict | None:
     """CER/WER on the test split, written to test_results.json."""
     if "test" not in datasets:
         return None
-    metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
+    per_page = trainer.data_args.lines_per_page if trainer.data_args else 1
+    metrics = trainer.evaluate(as_pages(datasets["test"], per_page), metric_key_prefix="test")
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     return metrics
