@@ -85,7 +85,6 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
         for start in range(0, len(lines), batch_size):
             yield from read_images(model, builder, [_open(line) for line in lines[start : start + batch_size]])
         return
-    budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens * lines_per_page}
     alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     stats = stats if stats is not None else {}
     stats.setdefault("pages", 0)
@@ -102,6 +101,7 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     for start in range(0, len(lines), per_batch):
         batch = lines[start : start + per_batch]
         groups = [[_open(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
+        budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens * max(map(len, groups))}
         outputs = read_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
         settled, rereads = settle_pages(outputs, groups, read_alone)
         stats["pages"] += len(groups)

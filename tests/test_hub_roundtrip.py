@@ -210,7 +210,7 @@ def test_merged_model_push_has_weights_settings_and_the_adapter_results(pushed):
     for name in ("model.safetensors", "config.json", "generation_config.json", "processor_config.json",
                  "tokenizer.json", "hindi_ocr.json", "README.md"):
         assert files.get(name) == (merged / name).read_bytes(), name
-    assert json.loads(files["hindi_ocr.json"]) == {"line_layout": "squash"}
+    assert json.loads(files["hindi_ocr.json"]) == {"line_layout": "squash", "lines_per_page": 1}
     card = ModelCard.load(merged / "README.md")
     adapter = ModelCard.load(pushed.out / "README.md")
     assert card.data.library_name == "transformers" and card.data.eval_results == adapter.data.eval_results

@@ -1,0 +1,244 @@
+"""Pages (--lines_per_page N): where lines land on a composed page, the page's target text, the line-by-line
+re-read of a page whose output has another number of lines, and train -> checkpoint -> infer.py -> push."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+from PIL import Image
+
+from hindi_ocr.examples import IGNORE_INDEX, OcrExampleBuilder
+from hindi_ocr.pages import PageDataset, PageLayout, page_sizes, settle_pages, split_page
+from hindi_ocr.render import devanagari_fonts, render_line, write_line_folder
+from hindi_ocr.tiny import build_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+LINES = ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो", "पानी गरम है", "क्षेत्र बड़ा है"]
+
+
+def block(width: int, height: int, paper=(255, 255, 255), ink=(0, 0, 0)) -> Image.Image:
+    """A line image: an ink rectangle with a 2-pixel paper border."""
+    image = Image.new("RGB", (width, height), paper)
+    image.paste(Image.new("RGB", (width - 4, height - 4), ink), (2, 2))
+    return image
+
+
+def ink_box(page: Image.Image, top: int, bottom: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the dark pixels between two rows of the page."""
+    dark = np.asarray(page.convert("L"))[top:bottom] < 128
+    rows, cols = np.nonzero(dark.any(axis=1))[0], np.nonzero(dark.any(axis=0))[0]
+    return cols[0], top + rows[0], cols[-1] + 1, top + rows[-1] + 1
+
+
+def test_layout_geometry_for_gots_input():
+    layout = PageLayout(1024, 8)
+    # margin 1024/32 = 32; 8 lines and 7 gaps of up to 0.5 x 1.5 line heights fit in 1024 - 64 pixels
+    assert (layout.margin, layout.line_height, layout.max_width) == (32, 72, 960)
+    assert layout.line_height * (8 + 7 * 0.75) <= 1024 - 2 * 32
+
+
+def test_lines_are_placed_top_to_bottom_at_one_height():
+    layout = PageLayout(512, 4)  # margin 16, line height floor(480 / 6.25) = 76
+    assert layout.line_height == 76
+    short = block(300, 76)  # exactly the line height: pasted pixel for pixel
+    wide = block(1000, 50)  # at height 76 it would be 1520 wide: scaled to the page width 480 instead (x0.48 -> 24 high)
+    tall = block(100, 38)  # scaled up x2 to the common height
+    page = layout.compose([short, wide, tall])
+    assert page.size == (512, 512)
+    got = np.asarray(page)
+    assert np.array_equal(got[16:92, 16:316], np.asarray(short))  # row 1 at (16, 16)
+    # row 2 starts at 16 + 76 + 38 = 130; the 24-pixel line is centred in its 76-pixel row: top 130 + 26 = 156
+    assert ink_box(page, 120, 220) == pytest.approx((16 + 1, 156 + 1, 16 + 479, 156 + 23), abs=1)
+    # row 3 starts at 130 + 114 = 244: 100x38 doubled to 200x76, ink 4 pixels in from each edge
+    assert ink_box(page, 234, 330) == pytest.approx((16 + 4, 244 + 4, 16 + 196, 244 + 72), abs=1)
+    assert (got[330:] == 255).all() and (got[:, 500:] == 255).all()  # nothing below the 3rd row, margin kept
+
+
+def test_paper_colour_is_blended():
+    layout = PageLayout(256, 2)
+    cream, grey = (250, 240, 220), (200, 200, 200)
+    page = np.asarray(layout.compose([block(100, layout.line_height, cream, (40, 40, 40)),
+                                      block(100, layout.line_height, grey, (40, 40, 40))]))
+    paper = tuple(int(v) for v in np.median([cream, grey], axis=0))  # (225, 220, 210)
+    assert tuple(page[-1, -1]) == paper  # the page's paper
+    top, second = layout.margin, layout.margin + layout.line_height + round(layout.line_height * 0.5)
+    # each line's own paper is scaled to the page's: no visible box around either line
+    assert tuple(page[top, layout.margin]) == paper and tuple(page[second, layout.margin]) == paper
+    assert tuple(page[top + 10, layout.margin + 10]) == (36, 37, 38)  # ink scaled by the same gains (225/250, ...)
+
+
+def test_training_variation_is_seeded_small_and_inside_the_page():
+    layout = PageLayout(1024, 8)
+    lines = [block(900, 60)] * 8
+    nominal = layout.boxes(lines)
+    varied = {seed: layout.boxes(lines, seed) for seed in range(20)}
+    assert layout.boxes(lines, 3) == varied[3]  # the same seed gives the same page
+    assert len({tuple(v) for v in varied.values()}) == 20
+    for boxes in varied.values():
+        left, top = boxes[0][0], boxes[0][1]
+        assert 16 <= left <= 48 and abs(top - nominal[0][1]) <= 16  # margins vary by at most +-50%
+        assert all(b[1] + b[3] <= 1024 - 16 and b[0] + b[2] <= 1024 for b in boxes)
+
+
+def test_real_rendered_lines_land_in_their_rows():
+    face = devanagari_fonts("Hind-Regular")[0]
+    images = [render_line(text, face, size=32) for text in LINES[:3]]
+    layout = PageLayout(1024, 8)
+    page = layout.compose(images)
+    for (left, top, width, height), image in zip(layout.boxes(images), images):
+        x0, y0, x1, y1 = ink_box(page, top - 5, top + height + 5)
+        assert left <= x0 and x1 <= left + width and top <= y0 and y1 <= top + height
+        assert height == layout.line_height  # these short lines are not wider than the page
+        assert width == round(image.width * layout.line_height / image.height)
+
+
+def test_page_target_is_the_nfc_lines_joined_by_newlines(tmp_path):
+    from hindi_ocr.modeling import check_got_ocr2, load_processor
+
+    model = build_tiny_model(tmp_path / "tiny")
+    processor = load_processor(str(model), check_got_ocr2(str(model)))
+    builder = OcrExampleBuilder(processor, max_target_tokens=32, pages=PageLayout(256, 3))
+    face = devanagari_fonts("Hind-Regular")[0]
+    texts = [unicodedata.normalize("NFD", "पढ़ो किताब"), "भारत", "नमस्ते"]  # NFD nukta: the target is NFC
+    rows = [{"image": render_line(t, face), "text": t} for t in texts]
+    pages = PageDataset(rows, 3)
+    assert len(pages) == 1 and pages[0]["page_seed"] is None
+    batch = builder([pages[0]])
+    labels = batch["labels"][0][batch["labels"][0] != IGNORE_INDEX]
+    decoded = processor.tokenizer.decode(labels)
+    assert decoded == unicodedata.normalize("NFC", "पढ़ो किताब") + "\nभारत\nनमस्ते<|im_end|>"
+    assert batch["line_counts"].tolist() == [3] and len(batch["line_images"][0]) == 3
+    assert batch["pixel_values"].shape == (1, 3, 256, 256)
+    # the pixels are those of the composed page, not of any one line
+    want = builder.prompt_inputs([builder.pages.compose([r["image"] for r in rows])])["pixel_values"]
+    assert batch["pixel_values"].equal(want)
+
+
+def test_one_line_per_page_batch_is_unchanged(tmp_path):
+    """Without pages the collator's batch is what it always was: no page fields."""
+    from hindi_ocr.modeling import check_got_ocr2, load_processor
+
+    model = build_tiny_model(tmp_path / "tiny")
+    processor = load_processor(str(model), check_got_ocr2(str(model)))
+    face = devanagari_fonts("Hind-Regular")[0]
+    batch = OcrExampleBuilder(processor)([{"image": render_line("भारत", face), "text": "भारत"}])
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "pixel_values"}
+
+
+def test_training_pages_regroup_each_epoch_and_keep_their_count():
+    rows = [{"image": None, "text": str(i)} for i in range(64)]
+    pages = PageDataset(rows, 8, train=True, seed=1)
+    first = [pages[i]["text"] for i in range(len(pages))]
+    assert len(pages) == 9  # 8 full pages' worth plus one per 64 lines: room for short pages
+    assert sorted(t for page in first for t in page) == sorted(r["text"] for r in rows)  # each line once
+    assert any(len(page) < 8 for page in first) and max(len(page) for page in first) == 8
+    pages.set_epoch(1)
+    second = [pages[i]["text"] for i in range(len(pages))]
+    assert len(pages) == 9 and second != first
+    fixed = PageDataset(rows, 8, train=True, seed=1, regroup=False)
+    before = [fixed[i] for i in range(len(fixed))]
+    fixed.set_epoch(1)
+    assert [fixed[i] for i in range(len(fixed))] == before  # same groups, same seeds: cacheable pixels
+    assert page_sizes(10, 4, None) == [4, 4, 2]
+    assert sum(page_sizes(100, 8, random.Random(0))) == 100
+
+
+def test_settle_pages_rereads_only_the_pages_with_the_wrong_line_count():
+    assert split_page("क\nख\n", 2) == ["क", "ख"] and split_page("क ख", 2) is None
+    groups = [["a", "b"], ["c", "d", "e"], ["f"]]
+    outputs = ["A\nB", "C\nD", "F"]  # the 2nd page lost a line: which one is unknown
+
+    asked = []
+
+    def read_alone(items):  # what reading each line alone returned
+        asked.extend(items)
+        return [{"c": "C", "d": "D1\nD2", "e": "E"}[item] for item in items]
+
+    settled, rereads = settle_pages(outputs, groups, read_alone)
+    assert rereads == 1 and asked == ["c", "d", "e"]
+    assert settled == [["A", "B"], ["C", "D1 D2", "E"], ["F"]]  # a lone line read as two: all of it is its own
+
+
+def newline_free_model(path: Path) -> Path:
+    """The tiny random model with the newline token suppressed in generation (and at least 3 new tokens): a page of
+    several lines can never be read with the right count, so every such page must be read again."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    build_tiny_model(path)
+    newline = AutoTokenizer.from_pretrained(path)("\n", add_special_tokens=False)["input_ids"]
+    config = GenerationConfig.from_pretrained(path)
+    config.suppress_tokens, config.min_new_tokens = newline, 3
+    config.save_pretrained(path)
+    return path
+
+
+def test_pages_with_the_wrong_line_count_are_read_again_line_by_line(tmp_path, capsys):
+    import infer
+    from hindi_ocr.inference import save_settings
+
+    model = newline_free_model(tmp_path / "tiny")
+    save_settings(str(model), "squash", 2)  # as a run with --lines_per_page 2 would leave it
+    data = write_line_folder(tmp_path / "data", LINES + ["हिंदी भाषा"])
+    infer.main(["--model_name_or_path", str(model), "--data_dir", str(data), "--max_new_tokens", "4"])
+    paged = capsys.readouterr()
+    infer.main(["--model_name_or_path", str(model), "--data_dir", str(data), "--max_new_tokens", "4",
+                "--lines_per_page", "1"])
+    alone = capsys.readouterr()
+    assert "6 lines read in 3 pages; 3 pages read again one line per page" in paged.err
+    assert "6 lines read in 6 pages; 0 pages read again" in alone.err
+    paged_lines, alone_lines = paged.out.splitlines(), alone.out.splitlines()
+    assert len(paged_lines) == 6 + 1  # one prediction per image, then the CER line
+    assert [line.split("\t")[0] for line in paged_lines[:-1]] == [
+        str(data / "output_images" / f"{i}.png") for i in range(6)]  # input order
+    assert paged_lines == alone_lines  # each re-read line is exactly its lone reading, at the page's scale
+    assert all(line.split("\t")[1] for line in paged_lines[:-1])
+
+
+def run(args, env=None):
+    done = subprocess.run([sys.executable, *args], cwd=REPO, env=env or os.environ.copy(), capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return done
+
+
+def test_train_checkpoint_infer_push_with_pages(tmp_path, local_hub):
+    """End to end with --lines_per_page 2: the page eval counts its re-reads, checkpoints and the pushed adapter
+    carry the setting, infer.py reads the pushed adapter in pages, and the card explains pages."""
+    repo = "test-user/tiny-pages"
+    model = newline_free_model(tmp_path / "tiny")
+    data = write_line_folder(tmp_path / "data", LINES + ["हिंदी भाषा", "मेरा नाम राम", "सुबह की चाय"])
+    out = tmp_path / "out"
+    run(["train.py", "--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir", str(out),
+         "--lines_per_page", "2", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
+         "--max_target_tokens", "4", "--dataset_options", "validation_ratio=0.375,test_ratio=0.375",
+         "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--logging_steps", "1",
+         "--push_to_hub", "--hub_model_id", repo])
+    settings = {"line_layout": "squash", "lines_per_page": 2}
+    assert json.loads((out / "hindi_ocr.json").read_text()) == settings
+    assert json.loads((out / "checkpoint-2" / "hindi_ocr.json").read_text()) == settings
+    train_results = json.loads((out / "train_results.json").read_text())
+    # 2 training lines -> 2 pages per epoch (one page per 2 lines plus one for short pages), 2 pages per step
+    assert train_results["train_lines_seen"] == 4 and train_results["train_lines_per_second"] > 0
+    test = json.loads((out / "test_results.json").read_text())
+    # 3 test lines: a page of 2 (newline suppressed: read again) and a page of 1 (one line, as it should be)
+    assert test["test_page_rereads"] == 1
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert [r["lines_seen"] for r in state["log_history"] if "loss" in r] == [2, 4]
+    assert [r["eval_page_rereads"] for r in state["log_history"] if "eval_cer" in r] == [1]
+
+    files = local_hub.repo_files(repo)
+    assert json.loads(files["hindi_ocr.json"]) == settings
+    card = ModelCard.load(out / "README.md")
+    assert "`--lines_per_page 2`" in card.text and "| line layout | pages of 2 lines" in card.text
+
+    done = run(["infer.py", "--adapter", repo, "--max_new_tokens", "4", "--data_dir", str(data)])
+    ckpt = run(["infer.py", "--adapter", str(out / "checkpoint-2"), "--max_new_tokens", "4", "--data_dir", str(data)])
+    assert "8 lines read in 4 pages; 4 pages read again" in done.stderr
+    assert done.stdout == ckpt.stdout and len(done.stdout.splitlines()) == 9
