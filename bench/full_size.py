@@ -4,6 +4,7 @@ one LoRA training step through the real Trainer path and one 30-token generation
 checkpointing; then what a GPU run would need in memory.
 
     python bench/full_size.py                 # writes the random checkpoint once to $HINDI_OCR_BENCH_DIR/full-size
+    python bench/full_size.py --pages 8       # one LoRA step on a page of 8 lines against 8 single-line steps
 
 The checkpoint is the library's default config with a vision ``initializer_range`` of 0.02 (the default 1e-10 makes
 the vision tower output ~0) and ``image_token_index`` set to the ``<imgpad>`` id of the project's tiny tokenizer
@@ -101,6 +102,60 @@ def child(gc: bool, data: Path, model_dir: Path) -> dict:
             "prompt_tokens": inputs["input_ids"].shape[1], "threads": torch.get_num_threads()}
 
 
+def page_child(lines_per_page: int, data: Path, model_dir: Path) -> dict:
+    """Training steps through the real Trainer path, batch 1 x 1: ``lines_per_page`` 1 runs one step per line of the
+    folder, N > 1 one step on one page of all of them (the frozen encoder's features: computed once per image)."""
+    import os
+
+    import transformers
+
+    from hindi_ocr.training import (
+        DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments, build_model_and_processor, build_trainer,
+        load_datasets, max_new_tokens,
+    )
+
+    transformers.utils.logging.set_verbosity_error()
+    data_args = DataArguments(data_dir=str(data), dataset_options="validation_ratio=0,test_ratio=0",
+                              lines_per_page=lines_per_page)
+    lines = len(load_datasets(data_args)["train"])
+    steps = 1 if lines_per_page > 1 else lines
+    args = OcrTrainingArguments(output_dir=str(c.BENCH_DIR / "runs" / f"full-size-pages-{lines_per_page}"),
+                                overwrite_output_dir=True, per_device_train_batch_size=1, gradient_accumulation_steps=1,
+                                max_steps=steps, eval_strategy="no", save_strategy="no", report_to="none",
+                                disable_tqdm=True)
+    model, processor = build_model_and_processor(ModelArguments(model_name_or_path=str(model_dir)), LoraArguments(),
+                                                 args, max_new_tokens=max_new_tokens(data_args))
+    trainer = build_trainer(model, processor, load_datasets(data_args), data_args, args)
+    if lines_per_page > 1:  # all the lines on one page: no short training page for this measurement
+        from hindi_ocr.pages import PageDataset
+
+        trainer.train_dataset = PageDataset(trainer.train_dataset.lines, lines_per_page)
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    with c.TreeRss(os.getpid(), 0.05) as rss:
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    return {"lines_per_page": lines_per_page, "steps": steps, "lines": trainer.lines_trained, "seconds": seconds,
+            "peak": rss.peak, "tokens": int(batch["input_ids"].shape[1]),
+            "target_tokens": int((batch["labels"] != -100).sum())}
+
+
+def page_report(results: list[dict], threads: int) -> None:
+    print(f"# full-size GOT-OCR2 (random weights), fp32, CPU, 1024x1024, LoRA r8, batch 1, through the Trainer; "
+          f"torch threads: {threads}")
+    print(f"# {c.machine()}")
+    rows = []
+    for r in results:
+        label = "one line per image" if r["lines_per_page"] == 1 else f"one page of {r['lines_per_page']} lines"
+        rows.append([label, r["steps"], r["lines"], r["tokens"], f"{r['seconds']:.0f}",
+                     f"{r['seconds'] / r['lines']:.1f}", c.mib(r["peak"])])
+    lines, page = results[0], results[-1]
+    rows.append(["ratio lines / page", "", "", "", "", f"{(lines['seconds'] / lines['lines']) / (page['seconds'] / page['lines']):.1f}x",
+                 f"{page['peak'] / lines['peak']:.2f}"])
+    print(c.table(["training", "steps", "lines", "sequence tokens (last step)", "train s", "s per line",
+                   "peak RSS in training MiB"], rows))
+
+
 def gib(n: float) -> str:
     return f"{n / 2**30:.1f}"
 
@@ -141,10 +196,31 @@ def gpu_estimate(r: dict) -> list[list]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--child", choices=["gc", "nogc"])
+    p.add_argument("--pages", type=int, help="compare one step on a page of N lines with N single-line steps")
+    p.add_argument("--page_child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--report", help="reprint the tables from a saved results JSON instead of running")
     args = p.parse_args(argv)
     data = c.line_folder(4, seed=4)
+    if args.page_child:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        c.emit(page_child(args.page_child, c.line_folder(args.pages, seed=4), full_size_model()))
+        return 0
+    if args.pages:
+        full_size_model()
+        results = []
+        for n in (1, args.pages):
+            run = c.run_measured([sys.executable, __file__, "--page_child", str(n), "--pages", str(args.pages),
+                                  "--threads", str(args.threads)], env={"OMP_NUM_THREADS": str(args.threads)})
+            got = c.last_json_line(run["output"])
+            if got is None:
+                raise SystemExit(f"child {n} failed ({run['returncode']}):\n{run['output'][-3000:]}")
+            results.append(got)
+            print(f"[bench] {json.dumps(got)}", file=sys.stderr, flush=True)
+        page_report(results, args.threads)
+        return 0
     if args.child:
         import torch
 

@@ -3,6 +3,7 @@
 
     python bench/vs_swift.py --install               # once: ms-swift into its own venv (default /tmp/swift-venv)
     python bench/vs_swift.py                         # 2 rounds x (4 and 12 optimizer steps), alternating
+    python bench/vs_swift.py --lines 64 --epochs 1 3 --lines_per_page 8 --rounds 1   # pages against ms-swift
 
 Both train LoRA r8 / alpha 32 / dropout 0.05, lr 2e-5, batch 1 x 4 accumulation, fp32, on the project's tiny
 random-init GOT-OCR2 at GOT's real input size (1024 x 1024, 256 image tokens: ms-swift's got_ocr2_hf template writes
@@ -14,6 +15,12 @@ Reported per run: the Trainer's own ``train_samples_per_second`` (both are trans
 loop only), the whole command's wall time (imports, model and data loading, saving), and the peak RSS of the
 command's process tree. 4 steps = one epoch of the 16 lines (every image new); 12 steps = three epochs.
 
+``--epochs E ...`` replaces ``--steps``: each side trains E passes over the same L lines (ms-swift: L / 4 steps
+per epoch; train.py with ``--lines_per_page N``: its pages / 4 steps, a batch being 1 page x 4 accumulation).
+With ``--lines_per_page N`` (N > 1) train.py runs twice, one line per image and pages of N, and the
+``ratio ours / swift`` row compares the pages run with ms-swift. "train samples/s" is lines/s on every row
+(train.py's ``train_lines_per_second``; ms-swift's samples are lines).
+
 If ms-swift is missing or fails, the table says why (its exit code and last error line), and the full log is kept.
 """
 
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import os
 import re
 import subprocess
@@ -62,11 +71,20 @@ def swift_cmd(venv: Path, model: Path, rows: Path, out: Path, steps: int, tuner_
             "--logging_steps", "1", "--dataloader_num_workers", "0", "--split_dataset_ratio", "0"]
 
 
-def ours_cmd(model: Path, data: Path, out: Path, steps: int) -> list[str]:
+def ours_cmd(model: Path, data: Path, out: Path, steps: int, lines_per_page: int = 1) -> list[str]:
     return [sys.executable, str(c.REPO / "train.py"), "--model_name_or_path", str(model), "--data_dir", str(data),
             "--dataset_options", "validation_ratio=0,test_ratio=0", "--output_dir", str(out),
             "--overwrite_output_dir", "true", "--max_steps", str(steps), "--eval_strategy", "no",
-            "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1", "--disable_tqdm", "true"]
+            "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1", "--disable_tqdm", "true",
+            "--lines_per_page", str(lines_per_page)]
+
+
+def steps_for(who: str, lines: int, epochs: int, lines_per_page: int) -> int:
+    """Optimizer steps for ``epochs`` passes over ``lines`` at 4 samples (lines, or pages) per step."""
+    from hindi_ocr.pages import page_sizes
+
+    samples = lines if who in ("swift", "ours") else len(page_sizes(lines, lines_per_page, random.Random(0)))
+    return math.ceil(samples / 4) * epochs
 
 
 def swift_metrics(output: str) -> dict | None:
@@ -89,6 +107,8 @@ def main(argv=None) -> int:
     p.add_argument("--swift_venv", type=Path, default=Path(os.environ.get("SWIFT_VENV", "/tmp/swift-venv")))
     p.add_argument("--install", action="store_true", help="create the venv and pip install ms-swift, then run")
     p.add_argument("--steps", type=int, nargs="+", default=[4, 12])
+    p.add_argument("--epochs", type=int, nargs="+", help="passes over the lines (replaces --steps)")
+    p.add_argument("--lines_per_page", type=int, default=1, help="N > 1: also train.py with pages of N lines")
     p.add_argument("--lines", type=int, default=16)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="OMP threads for both (1: steadiest on a shared CPU)")
@@ -117,16 +137,20 @@ def main(argv=None) -> int:
         else:
             tuner_flag = "--" + done.stdout.strip().splitlines()[-1]
 
-    results = {}
+    results, steps_of = {}, {}
+    paged = args.lines_per_page > 1
+    budgets = args.epochs or args.steps  # the table's first column: epochs, or steps for every side
     for round_ in range(args.rounds):
-        for steps in args.steps:
-            contenders = (["swift"] if swift_ok else []) + ["ours"]
+        for budget in budgets:
+            contenders = (["swift"] if swift_ok else []) + ["ours"] + (["pages"] if paged else [])
             if round_ % 2:
                 contenders.reverse()
             for who in contenders:
-                out = runs / f"{who}-{steps}-{round_}"
+                steps = steps_for(who, args.lines, budget, args.lines_per_page) if args.epochs else budget
+                steps_of[(who, budget)] = steps
+                out = runs / f"{who}-{budget}-{round_}"
                 cmd = (swift_cmd(args.swift_venv, model, rows, out, steps, tuner_flag) if who == "swift"
-                       else ours_cmd(model, data, out, steps))
+                       else ours_cmd(model, data, out, steps, args.lines_per_page if who == "pages" else 1))
                 result = c.run_measured(cmd, env=env, cwd=str(runs.parent), log=runs / f"{out.name}.log",
                                         timeout=args.timeout)
                 if who == "swift":
@@ -141,36 +165,44 @@ def main(argv=None) -> int:
                         print(f"[bench] {swift_problem}", file=sys.stderr, flush=True)
                         continue
                     raise SystemExit(f"train.py failed ({problem}); log: {runs}/{out.name}.log")
-                results.setdefault((who, steps), []).append(
-                    {"sps": metrics["train_samples_per_second"], "wall": result["wall_s"], "rss": result["peak_rss"]})
-                print(f"[bench] round {round_} {who} {steps} steps: {metrics['train_samples_per_second']:.3f} "
-                      f"samples/s, wall {result['wall_s']:.0f} s, RSS {c.mib(result['peak_rss'])} MiB",
-                      file=sys.stderr, flush=True)
+                lps = metrics.get("train_lines_per_second", metrics["train_samples_per_second"])  # lines/s
+                results.setdefault((who, budget), []).append(
+                    {"sps": lps, "wall": result["wall_s"], "rss": result["peak_rss"]})
+                print(f"[bench] round {round_} {who} {budget} {'epochs' if args.epochs else 'steps'} ({steps} "
+                      f"steps): {lps:.3f} lines/s, wall {result['wall_s']:.0f} s, RSS {c.mib(result['peak_rss'])} "
+                      "MiB", file=sys.stderr, flush=True)
 
     table = []
-    for steps in args.steps:
+    mine = "pages" if paged else "ours"  # what the ratio row compares with ms-swift
+    for budget in budgets:
         sides = {}
-        for who in ("swift", "ours"):
-            got = results.get((who, steps))
+        for who in ("swift", "ours", "pages"):
+            got = results.get((who, budget))
             if got:
                 sides[who] = {k: c.median([g[k] for g in got]) for k in ("sps", "wall", "rss")}
                 sides[who]["rss"] = max(g["rss"] for g in got)
-        for who, label in (("swift", "ms-swift swift sft"), ("ours", "train.py")):
+        labels = [("swift", "ms-swift swift sft"), ("ours", "train.py")]
+        labels += [("pages", f"train.py --lines_per_page {args.lines_per_page}")] if paged else []
+        for who, label in labels:
             s = sides.get(who)
-            table.append([steps, label, f"{s['sps']:.3f}" if s else "failed", f"{s['wall']:.0f}" if s else "-",
+            if args.epochs:
+                label += f" ({steps_of.get((who, budget), '?')} steps)"
+            table.append([f"{budget} epoch{'s' * (budget > 1)}" if args.epochs else budget, label,
+                          f"{s['sps']:.3f}" if s else "failed", f"{s['wall']:.0f}" if s else "-",
                           c.mib(s["rss"]) if s else "-"])
-        if len(sides) == 2:
-            table.append([steps, "ratio ours / swift", f"{sides['ours']['sps'] / sides['swift']['sps']:.2f}x",
-                          f"{sides['swift']['wall'] / sides['ours']['wall']:.2f}x faster",
-                          f"{sides['ours']['rss'] / sides['swift']['rss']:.2f}"])
+        if "swift" in sides and mine in sides:
+            table.append([table[-1][0], "ratio ours / swift", f"{sides[mine]['sps'] / sides['swift']['sps']:.2f}x",
+                          f"{sides['swift']['wall'] / sides[mine]['wall']:.2f}x faster",
+                          f"{sides[mine]['rss'] / sides['swift']['rss']:.2f}"])
+    pages_note = (f"; ratio row: train.py with pages of {args.lines_per_page} lines against ms-swift" if paged else "")
     print(f"# ms-swift vs train.py: tiny GOT-OCR2 at 1024x1024 (256 image tokens), LoRA r8, batch 1 x 4, fp32, "
-          f"{args.lines} lines; median of {args.rounds} rounds (peak RSS: max)")
+          f"{args.lines} lines; median of {args.rounds} rounds (peak RSS: max); samples/s = lines/s{pages_note}")
     print(f"# {c.machine()}; OMP threads: {args.threads}")
     have_python = (args.swift_venv / "bin" / "python").exists()
     print(f"# ms-swift side: {versions(args.swift_venv) if have_python else 'absent'}")
     if swift_problem:
         print(f"# ms-swift could not be measured: {swift_problem}")
-    print(c.table(["steps", "run", "train samples/s", "wall s", "peak RSS MiB"], table))
+    print(c.table(["epochs" if args.epochs else "steps", "run", "train samples/s", "wall s", "peak RSS MiB"], table))
     return 0
 
 

@@ -65,7 +65,7 @@ def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image]
     return builder.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def _open(line: Line) -> Image.Image:
+def open_line(line: Line) -> Image.Image:
     # load() reads the pixels and closes the file; the builder makes them upright RGB (to_rgb) once
     image = Image.open(line.image)
     image.load()
@@ -83,7 +83,7 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     """
     if builder.pages is None:
         for start in range(0, len(lines), batch_size):
-            yield from read_images(model, builder, [_open(line) for line in lines[start : start + batch_size]])
+            yield from read_images(model, builder, [open_line(line) for line in lines[start : start + batch_size]])
         return
     alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     stats = stats if stats is not None else {}
@@ -100,7 +100,7 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     per_batch = batch_size * lines_per_page
     for start in range(0, len(lines), per_batch):
         batch = lines[start : start + per_batch]
-        groups = [[_open(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
+        groups = [[open_line(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
         budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens * max(map(len, groups))}
         outputs = read_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
         settled, rereads = settle_pages(outputs, groups, read_alone)

@@ -242,3 +242,26 @@ def test_train_checkpoint_infer_push_with_pages(tmp_path, local_hub):
     ckpt = run(["infer.py", "--adapter", str(out / "checkpoint-2"), "--max_new_tokens", "4", "--data_dir", str(data)])
     assert "8 lines read in 4 pages; 4 pages read again" in done.stderr
     assert done.stdout == ckpt.stdout and len(done.stdout.splitlines()) == 9
+
+
+def test_page_flags_that_cannot_work_are_refused_before_loading(tmp_path):
+    import infer
+    import train
+    from hindi_ocr.inference import save_settings
+
+    data = write_line_folder(tmp_path / "data", LINES[:2])
+    base = ["--model_name_or_path", str(tmp_path / "no-model"), "--data_dir", str(data), "--output_dir",
+            str(tmp_path / "out"), "--lines_per_page", "4"]
+    with pytest.raises(SystemExit, match=r"--line_layout fold with --lines_per_page 4: .* drop --line_layout"):
+        train.main(base + ["--line_layout", "fold"])
+    with pytest.raises(SystemExit, match=r"--streaming with --lines_per_page 4: .* drop --streaming"):
+        train.main(base + ["--streaming", "--max_steps", "5"])
+    with pytest.raises(SystemExit, match=r"--lines_per_page 0: give the number of lines per page"):
+        train.main(base[:-1] + ["0"])
+    assert not (tmp_path / "out").exists()
+
+    model = build_tiny_model(tmp_path / "tiny")
+    save_settings(str(model), "squash", 2)
+    with pytest.raises(SystemExit, match=r"--lines_per_page 3: this model was trained with pages of 2 lines; read at "
+                                         r"most 2 lines per page"):
+        infer.main(["--model_name_or_path", str(model), "--lines_per_page", "3", "--data_dir", str(data)])
