@@ -109,10 +109,9 @@ def page_child(lines_per_page: int, data: Path, model_dir: Path) -> dict:
 
     import transformers
 
-    from hindi_ocr.training import (
-        DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments, build_model_and_processor, build_trainer,
-        load_datasets, max_new_tokens,
-    )
+    from hindi_ocr.arguments import DataArguments, LoraArguments, ModelArguments, OcrTrainingArguments
+    from hindi_ocr.page_training import max_new_tokens
+    from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
 
     transformers.utils.logging.set_verbosity_error()
     data_args = DataArguments(data_dir=str(data), dataset_options="validation_ratio=0,test_ratio=0",
