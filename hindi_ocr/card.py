@@ -278,9 +278,8 @@ def training_section(trainer, base: str | None, dataset: dict, splits, peft_conf
         "optimizer": f"{_value(args.optim)}, weight decay {args.weight_decay:g}",
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else str(trainer.model.dtype).replace("torch.", ""),
         "seed": args.seed,
-        "line layout": collator.line_layout if collator.pages is None else
-                       f"pages of {collator.pages.lines} lines (`--lines_per_page {collator.pages.lines}`), a batch "
-                       "counts pages",
+        "line layout": collator.line_layout if collator.pages is None else f"pages of {collator.pages.lines} lines "
+                       f"(`--lines_per_page {collator.pages.lines}`), a batch counts pages",
         "max target tokens": collator.max_target_tokens,
     }
     if peft_config:
@@ -304,12 +303,10 @@ def _value(option) -> str:
 def limitations_section(trained_on: str, max_target_tokens: int | None = None, lines_per_page: int = 1) -> str:
     cut = (f"- Transcriptions were cut at {max_target_tokens} tokens in training: longer lines may be read only in "
            "part.\n" if max_target_tokens else "")
-    reads = ("- It reads one line per image: split pages and paragraphs into lines first.\n" if lines_per_page <= 1
-             else f"- It reads pages typeset from line images (up to {lines_per_page} per page): split scanned pages "
-                  "and paragraphs into lines first.\n")
+    reads = f"pages typeset from up to {lines_per_page} line images" if lines_per_page > 1 else "one line per image"
     return (
         "## Limitations\n\n"
-        f"{reads}"
+        f"- It reads {reads}: split scanned pages and paragraphs into lines first.\n"
         f"- It was fine-tuned on {trained_on}. Fonts, scans, photos or handwriting unlike them may read much worse: "
         "measure CER on a sample of your own lines (`infer.py --data_dir`) before relying on it.\n"
         f"{cut}"
