@@ -81,7 +81,7 @@ def test_two_process_run_counts_each_test_line_once(setup, capsys):
 
     results = json.loads((out / "test_results.json").read_text())
     # Only the main process writes the reading settings and the card; the model it saved loads and reads.
-    assert json.loads((out / "hindi_ocr.json").read_text()) == {"line_layout": "squash"}
+    assert json.loads((out / "hindi_ocr.json").read_text()) == {"line_layout": "squash", "lines_per_page": 1}
     assert (out / "model.safetensors").is_file()
     card = {r.metric_type: r.metric_value for r in ModelCard.load(out / "README.md").data.eval_results}
     assert card["cer"] == results["test_cer"] and card["wer"] == results["test_wer"]

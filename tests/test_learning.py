@@ -120,7 +120,7 @@ def test_lora_makes_a_briefly_trained_base_memorise_new_lines(trained_reader, tm
     adapter = tmp_path / "adapter"
     run_train(base, new_lines, adapter, "--max_steps", "125", "--learning_rate", "1e-3",
               "--lora_r", "16", "--lora_alpha", "32", "--lora_dropout", "0", "--line_layout", "fold")
-    assert json.loads((adapter / "hindi_ocr.json").read_text()) == {"line_layout": "fold"}
+    assert json.loads((adapter / "hindi_ocr.json").read_text()) == {"line_layout": "fold", "lines_per_page": 1}
     predictions, cer = infer_cer(capsys, "--adapter", str(adapter), "--data_dir", str(new_lines / "TestSamples"))
     assert cer <= 0.05, predictions
     _, squashed_cer = infer_cer(capsys, "--adapter", str(adapter), "--data_dir", str(new_lines / "TestSamples"),
