@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .examples import OcrExampleBuilder
-from .pages import settle_pages
+from .pages import one_line, settle_pages
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout, lines per page)
@@ -83,7 +83,8 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     """
     if builder.pages is None:
         for start in range(0, len(lines), batch_size):
-            yield from read_images(model, builder, [open_line(line) for line in lines[start : start + batch_size]])
+            images = [open_line(line) for line in lines[start : start + batch_size]]
+            yield from map(one_line, read_images(model, builder, images))
         return
     alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     stats = stats if stats is not None else {}

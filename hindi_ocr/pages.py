@@ -109,6 +109,12 @@ def split_page(text: str, count: int) -> list[str] | None:
     return lines if len(lines) == count else None
 
 
+def one_line(text: str) -> str:
+    """A single line's reading as one line: line breaks a model writes for one line become spaces, so the whole
+    output counts against that line's reference and infer.py prints one prediction per image."""
+    return " ".join(text.split("\n"))
+
+
 def settle_pages(outputs: Sequence[str], groups: Sequence[Sequence], read_alone: Callable[[list], list[str]]
                  ) -> tuple[list[list[str]], int]:
     """Each page's lines, one prediction per line; a page whose output has the wrong number of lines is read again
@@ -121,7 +127,7 @@ def settle_pages(outputs: Sequence[str], groups: Sequence[Sequence], read_alone:
         start = 0
         for i in redo:
             # a lone line read as several lines: all of it counts against that line's reference
-            settled[i] = [" ".join(text.split("\n")) for text in alone[start : start + len(groups[i])]]
+            settled[i] = [one_line(text) for text in alone[start : start + len(groups[i])]]
             start += len(groups[i])
     return settled, len(redo)
 
