@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import os
 import sys
@@ -60,6 +61,19 @@ def parse_args(argv=None):
     p.add_argument("--line_layout", default="squash", choices=["squash", "letterbox", "fold"])
     p.add_argument("--image_size", type=int, default=256)
     p.add_argument("--size", default="compact", choices=["compact", "tiny"], help="compact, or the tests' tiny model")
+    p.add_argument("--patch_size", type=int, default=None, help="vision patch size (default: the preset's)")
+    p.add_argument("--vocab", type=int, default=0,
+                   help="N > 0: train and held-out lines are both drawn from wordfreq's N commonest Hindi words "
+                        "(held-out lines are new word sequences); 0: corpus words / Common Voice text")
+    p.add_argument("--clean", action="store_true",
+                   help="render every line at one font size without noise or tilt (the quick start's data)")
+    p.add_argument("--max_steps", type=int, default=10**7, help="stop after this many optimiser steps")
+    p.add_argument("--lr_schedule", default="constant_with_warmup")
+    p.add_argument("--warmup_steps", type=int, default=100)
+    p.add_argument("--label_smoothing", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers rendering lines")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hindi_ocr.tiny setting, e.g. --set text_num_hidden_layers=3")
     p.add_argument("--learning_rate", type=float, default=3e-4)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--min_words", type=int, default=2)
@@ -70,6 +84,8 @@ def parse_args(argv=None):
     p.add_argument("--tesseract", action="store_true", help="also score Tesseract (hin) on the held-out lines")
     p.add_argument("--init", help="continue from this model folder (a previous run's model/; optimizer restarts)")
     p.add_argument("--plot_only", action="store_true", help="only redraw curve.png from --out's curve.csv")
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR",
+                   help="draw these finished runs' curves (held-out CER and loss against step) into --out (a .png)")
     return p.parse_args(argv)
 
 
@@ -108,11 +124,24 @@ def heldout_texts(n: int, seed: int, min_words: int, max_words: int) -> list[str
     raise ValueError(f"only {len(texts)} usable sentences")
 
 
+def vocabulary_texts(words, n: int, seed: int, min_words: int, max_words: int, exclude=()) -> list[str]:
+    """``n`` distinct lines of ``min_words``..``max_words`` words drawn uniformly from ``words``, none in ``exclude``."""
+    rng = np.random.default_rng([seed, 11])
+    texts, exclude = [], set(exclude)
+    while len(texts) < n:
+        count = int(rng.integers(min_words, max_words + 1))
+        text = " ".join(words[i] for i in rng.integers(0, len(words), count))
+        if text not in exclude and text not in texts:
+            texts.append(text)
+    return texts
+
+
 class RenderedLines(torch.utils.data.IterableDataset):
     """An endless stream of freshly rendered lines: words drawn at random, a random training face, mild noise."""
 
-    def __init__(self, words, fonts, seed, min_words, max_words, height):
-        self.words, self.fonts, self.seed = words, fonts, seed
+    def __init__(self, words, fonts, seed, min_words, max_words, height, exclude=(), clean=False):
+        self.words, self.fonts, self.seed, self.exclude = words, fonts, seed, set(exclude)
+        self.clean = clean
         self.min_words, self.max_words, self.height = min_words, max_words, height
 
     def __iter__(self):
@@ -123,11 +152,21 @@ class RenderedLines(torch.utils.data.IterableDataset):
         while True:
             count = int(rng.integers(self.min_words, self.max_words + 1))
             text = " ".join(self.words[i] for i in rng.integers(0, len(self.words), count))
-            image, _ = render_sample(text, rng, self.fonts, self.height)
+            if text in self.exclude:  # a held-out line is never trained on
+                continue
+            image, _ = render(text, rng, self.fonts, self.height, self.clean)
             yield {"image": image.convert("RGB"), "text": text}
 
 
-def heldout_folder(out: Path, texts, fonts, seed: int, height: int) -> Path:
+def render(text, rng, fonts, height, clean):
+    """A line image: ``render_sample``'s random face, size and scan noise, or (``clean``) a random face at half
+    the line height, black on white, no noise (the quick start's lines)."""
+    from hindi_ocr.render import render_sample
+
+    return render_sample(text, rng, fonts, height, font_size=height // 2 if clean else 0)
+
+
+def heldout_folder(out: Path, texts, fonts, seed: int, height: int, clean: bool = False) -> Path:
     """The held-out lines as a seed-layout folder (data.csv + output_images/N__Face.png) and a datasets.Dataset."""
     from hindi_ocr.render import render_sample
 
@@ -137,7 +176,7 @@ def heldout_folder(out: Path, texts, fonts, seed: int, height: int) -> Path:
         writer = csv.writer(f)
         writer.writerow(["image_file", "text"])
         for i, text in enumerate(texts):
-            image, face = render_sample(text, np.random.default_rng([seed, 7, i]), fonts, height)
+            image, face = render(text, np.random.default_rng([seed, 7, i]), fonts, height, clean)
             name = f"{i:04d}__{face.name}.png"
             image.save(folder / "output_images" / name)
             writer.writerow([name, text])
@@ -187,20 +226,34 @@ def build(args, out: Path):
     from hindi_ocr.training import build_trainer
     from hindi_ocr.modeling import configure_generation
 
-    model_dir = args.init or build_tiny_model(out / "init", image_size=args.image_size, seed=args.seed,
-                                              **(COMPACT if args.size == "compact" else {}))
+    overrides = dict(COMPACT if args.size == "compact" else {})
+    if args.patch_size:
+        overrides["patch_size"] = args.patch_size
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    model_dir = args.init or build_tiny_model(out / "init", image_size=args.image_size, seed=args.seed, **overrides)
     model, processor = load_tiny(model_dir)
     configure_generation(model, processor, max_new_tokens=48)
-    train = RenderedLines(word_pool(), devanagari_fonts(args.train_fonts), args.seed, args.min_words,
-                          args.max_words, args.line_height)
-    texts = heldout_texts(args.heldout_lines, args.seed, args.min_words, args.max_words)
-    heldout = heldout_folder(out, texts, devanagari_fonts(args.heldout_fonts), args.seed, args.line_height)
+    if args.vocab:
+        from hindi_ocr.render import common_words
+
+        words = list(common_words(args.vocab))
+        texts = vocabulary_texts(words, args.heldout_lines, args.seed, args.min_words, args.max_words)
+    else:
+        words = word_pool()
+        texts = heldout_texts(args.heldout_lines, args.seed, args.min_words, args.max_words)
+    train = RenderedLines(words, devanagari_fonts(args.train_fonts), args.seed, args.min_words,
+                          args.max_words, args.line_height, exclude=texts, clean=args.clean)
+    heldout = heldout_folder(out, texts, devanagari_fonts(args.heldout_fonts), args.seed, args.line_height,
+                             args.clean)
     training_args = OcrTrainingArguments(
-        output_dir=str(out / "run"), overwrite_output_dir=True, max_steps=10**7, learning_rate=args.learning_rate,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=100, adam_beta2=0.98, weight_decay=0.0,
+        output_dir=str(out / "run"), overwrite_output_dir=True, max_steps=args.max_steps,
+        learning_rate=args.learning_rate, lr_scheduler_type=args.lr_schedule, warmup_steps=args.warmup_steps,
+        label_smoothing_factor=args.label_smoothing, adam_beta2=0.98, weight_decay=0.0,
         max_grad_norm=1.0, per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
         per_device_eval_batch_size=32, eval_strategy="steps", eval_steps=args.eval_every, save_strategy="no",
-        logging_steps=50, report_to="none", dataloader_num_workers=1, seed=args.seed, use_cpu=True,
+        logging_steps=50, report_to="none", dataloader_num_workers=args.workers, seed=args.seed, use_cpu=True,
         load_best_model_at_end=False, generation_max_length=None,
     )
     data_args = DataArguments(line_layout=args.line_layout, num_sample_predictions=2)
@@ -252,6 +305,29 @@ def plot_curve(out: Path, tesseract: dict | None) -> Path:
     return out / "curve.png"
 
 
+def plot_runs(runs: list[Path], png: Path) -> Path:
+    """One figure, one curve per run (named by its folder): training loss and held-out CER against optimiser steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_cer) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for run in runs:
+        train, evals = read_curve(run)
+        line, = ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=run.name)
+        ax_cer.plot([r["step"] for r in evals], [r["eval_cer"] for r in evals], "o-", color=line.get_color(),
+                    label=run.name)
+    ax_loss.set(xlabel="optimiser step", ylabel="train loss (per token)", title="training loss", yscale="log")
+    ax_cer.set(xlabel="optimiser step", ylabel="CER", title="held-out CER", ylim=(0, 1.2))
+    ax_cer.axhline(0.30, color="black", linewidth=0.5)
+    ax_cer.legend(fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    return png
+
+
 def tesseract_scores(heldout: Path) -> dict:
     """Tesseract (hin, single-line mode) on the held-out folder, through the code behind infer.py --compare_tesseract."""
     from hindi_ocr import compare
@@ -281,6 +357,9 @@ def main(argv=None):
 
     args = parse_args(argv)
     out = Path(args.out)
+    if args.compare:
+        print(f"wrote {plot_runs([Path(run) for run in args.compare], out)}")
+        return
     if args.plot_only:  # redraw curve.png (e.g. adding --tesseract) from a finished run's curve.csv
         tesseract = tesseract_scores(out / "heldout") if args.tesseract else None
         print_summary(out, f"replotted {plot_curve(out, tesseract)}", tesseract)

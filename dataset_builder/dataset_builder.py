@@ -90,6 +90,8 @@ class SyntheticConfig(datasets.BuilderConfig):
     min_words: int = 3
     max_words: int = 8
     augment: bool = True
+    vocabulary: int = 0  # > 0: distinct lines of words drawn uniformly from the N commonest (quick start: 200)
+    font_size: int = 0  # > 0: every line at this size, black on white, no noise (quick start: 32)
 
     def text_path(self):
         if self.text_file and self.data_dir and not os.path.isabs(self.text_file):
@@ -164,7 +166,7 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
             counts[2] = 200
         total = None if counts[2] is None else sum(counts)
         lines = render.generate_lines(total, config.seed, config.text_path(), config.min_words,
-                                      config.max_words)
+                                      config.max_words, vocabulary=0 if config.text_file else config.vocabulary)
         test, validation = lines[: counts[0]], lines[counts[0]: counts[0] + counts[1]]
         parts = {"train": lines[counts[0] + counts[1]:], "validation": validation, "test": test}
         if not parts["train"]:
@@ -185,7 +187,8 @@ class HindiLineOCR(datasets.GeneratorBasedBuilder):
         config = self.config
         for key, line in lines:  # (index, text): the index seeds the rendering, also in a streamed shard
             rng = np.random.default_rng([config.seed, _SPLIT_IDS[split], key])
-            image, face = render.render_sample(line, rng, fonts, config.image_height, config.augment)
+            image, face = render.render_sample(line, rng, fonts, config.image_height, config.augment,
+                                               config.font_size)
             image_file = f"{split}/{key:06d}__{face.name}.png"
             yield key, {"image": {"path": image_file, "bytes": render.png_bytes(image)}, "text": line,
                         "image_file": image_file}

@@ -187,14 +187,18 @@ def augment(image: Image.Image, rng, paper: int = 255) -> Image.Image:
     return image
 
 
-def render_sample(text: str, rng, fonts=None, height: int = 64, augmented: bool = True):
+def render_sample(text: str, rng, fonts=None, height: int = 64, augmented: bool = True, font_size: int = 0):
     """One synthetic training image: a random family, face, size, padding and contrast drawn from ``rng``.
 
-    Families are drawn first so that one with many files (Poppins has 18) does not dominate. Returns
-    ``(image, face)``.
+    Families are drawn first so that one with many files (Poppins has 18) does not dominate. ``font_size`` > 0
+    draws only the face: that size, black on white, fixed padding, no scan noise (the quick start's clean lines).
+    Returns ``(image, face)``.
     """
     rng = np.random.default_rng(rng)
     fonts = list(fonts) if fonts else devanagari_fonts()
+    if font_size > 0:
+        face = fonts[int(rng.integers(len(fonts)))]
+        return render_line(text, face, font_size, height=height), face
     families = sorted({f.family for f in fonts})
     family = families[rng.integers(len(families))]
     candidates = [f for f in fonts if f.family == family]
@@ -231,6 +235,21 @@ def _vocabulary():
     return words, cdf / cdf[-1]
 
 
+@functools.lru_cache(maxsize=None)
+def common_words(n: int) -> tuple[str, ...]:
+    """wordfreq's ``n`` commonest Hindi words written only in Devanagari letters and marks (no digits), commonest first."""
+    from wordfreq import top_n_list
+
+    words = []
+    for word in top_n_list("hi", 4 * n + 100):
+        word = normalize_text(word)
+        if _DEVANAGARI_WORD.match(word) and not any("\u0966" <= c <= "\u096f" for c in word) and word not in words:
+            words.append(word)
+            if len(words) == n:
+                return tuple(words)
+    raise ValueError(f"wordfreq has only {len(words)} usable Hindi words; asked for {n}")
+
+
 def read_text_lines(path) -> list[str]:
     """Non-empty NFC lines of a UTF-8 text file, duplicates dropped (so no line lands in two splits)."""
     seen = {}
@@ -243,10 +262,12 @@ def read_text_lines(path) -> list[str]:
 
 
 def generate_lines(n: int | None, seed: int = 0, text_file=None, min_words: int = 3,
-                   max_words: int = 8) -> list[str]:
+                   max_words: int = 8, vocabulary: int = 0) -> list[str]:
     """``n`` lines, the same for the same seed: shuffled ``text_file`` lines, or frequency-drawn Hindi words.
 
     With a text file, ``n=None`` returns all of its lines; asking for more lines than it has is an error.
+    ``vocabulary`` > 0: ``n`` *distinct* lines of words drawn uniformly from the ``vocabulary`` commonest ones, so
+    that no line is in two splits and a model must read each word from the image (no word is likelier than another).
     """
     rng = np.random.default_rng(seed)
     if text_file is not None:
@@ -259,6 +280,8 @@ def generate_lines(n: int | None, seed: int = 0, text_file=None, min_words: int 
         raise ValueError("n is required without a text_file")
     if not 1 <= min_words <= max_words:
         raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
+    if vocabulary > 0:
+        return _vocabulary_lines(n, rng, common_words(vocabulary), min_words, max_words)
     words, cdf = _vocabulary()
     lines = []
     for _ in range(n):
@@ -267,6 +290,18 @@ def generate_lines(n: int | None, seed: int = 0, text_file=None, min_words: int 
         line = " ".join(words[min(i, len(words) - 1)] for i in picks)
         lines.append(line + "।" if rng.random() < 0.25 else line)
     return lines
+
+
+def _vocabulary_lines(n: int, rng, words, min_words: int, max_words: int) -> list[str]:
+    possible = sum(len(words) ** k for k in range(min_words, max_words + 1))
+    if n > possible // 2:
+        raise ValueError(f"{n} distinct lines of {min_words}-{max_words} words from {len(words)} words: too few "
+                         "combinations; raise vocabulary or max_words")
+    lines: dict[str, None] = {}
+    while len(lines) < n:
+        count = int(rng.integers(min_words, max_words + 1))
+        lines.setdefault(" ".join(words[i] for i in rng.integers(0, len(words), count)), None)
+    return list(lines)
 
 
 def write_line_folder(root, lines, font: str = "Hind-Regular", size: int = 32, test_samples: bool = False,

@@ -321,6 +321,23 @@ def test_synthetic_from_a_text_file(tmp_path):
     assert sorted(used) == sorted(unicodedata.normalize("NFC", line) for line in lines)
 
 
+def test_vocabulary_lines_are_new_in_every_split_and_clean(tmp_path):
+    """The quick start's data: lines of the 50 commonest words, no line in two splits, one size, no noise."""
+    ds = load_line_dataset(config_name="synthetic", cache_dir=str(tmp_path / "cache"), train_lines=40,
+                           validation_lines=8, test_lines=8, vocabulary=50, min_words=2, max_words=3,
+                           fonts="Hind-Regular", font_size=32)
+    texts = {split: ds[split]["text"] for split in ("train", "validation", "test")}
+    assert [len(t) for t in texts.values()] == [40, 8, 8]
+    assert len(set(sum(texts.values(), []))) == 56  # distinct lines: validation/test never trained on
+    words = set(render.common_words(50))
+    assert all(2 <= len(t.split()) <= 3 and set(t.split()) <= words for t in sum(texts.values(), []))
+    row = ds["validation"][0]
+    expected = render.render_line(row["text"], render.devanagari_fonts("Hind-Regular")[0], 32, height=64)
+    assert np.asarray(row["image"].convert("L")).tobytes() == np.asarray(expected).tobytes()  # no noise, no tilt
+    with pytest.raises(ValueError, match="too few combinations"):
+        render.generate_lines(100, vocabulary=5, min_words=1, max_words=2)
+
+
 def test_unknown_option_and_missing_csv_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"data\.csv not found: the csv config reads data\.csv"):
         load_line_dataset(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
