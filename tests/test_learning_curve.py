@@ -11,10 +11,32 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 learning_curve = pytest.importorskip("bench.learning_curve")
 
-if not learning_curve.CORPUS.is_dir():
-    pytest.skip(f"needs the corpus beside the repository ({learning_curve.CORPUS})", allow_module_level=True)
+needs_corpus = pytest.mark.skipif(not learning_curve.CORPUS.is_dir(),
+                                  reason=f"needs the corpus beside the repository ({learning_curve.CORPUS})")
 
 
+def test_vocabulary_run_holds_out_whole_lines_and_draws_the_comparison(tmp_path):
+    """--vocab: held-out lines are new sequences of the same words, and the stream never yields one of them."""
+    from hindi_ocr.render import common_words, devanagari_fonts
+
+    out = tmp_path / "vocab"
+    learning_curve.main(["--size", "tiny", "--vocab", "12", "--min_words", "1", "--max_words", "2", "--clean",
+                         "--train_fonts", "Hind-Regular", "--heldout_fonts", "Hind-Regular", "--max_steps", "2",
+                         "--eval_every", "2", "--heldout_lines", "6", "--batch_size", "2", "--out", str(out),
+                         "--threads", "1", "--workers", "0"])
+    with open(out / "heldout" / "data.csv", encoding="utf-8") as f:
+        heldout = [r["text"] for r in csv.DictReader(f)]
+    words = set(common_words(12))
+    assert len(set(heldout)) == 6 and all(set(t.split()) <= words for t in heldout)
+    stream = learning_curve.RenderedLines(sorted(words), devanagari_fonts("Hind-Regular"), 0, 1, 2, 64,
+                                          exclude=heldout, clean=True)
+    seen = [row["text"] for row, _ in zip(stream, range(300))]
+    assert not set(seen) & set(heldout) and len(set(seen)) > 20  # 156 possible lines, 6 of them held out
+    learning_curve.main(["--compare", str(out), "--out", str(tmp_path / "levers.png")])
+    assert (tmp_path / "levers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_corpus
 def test_training_words_drop_conjunct_fragments():
     words = learning_curve.word_pool()
     assert len(words) > 40_000
@@ -22,6 +44,7 @@ def test_training_words_drop_conjunct_fragments():
     assert "किताब" in words
 
 
+@needs_corpus
 def test_short_run_writes_curve_plot_model_and_heldout_folder(tmp_path, capsys):
     from hindi_ocr.render import devanagari_fonts, font_of, read_text_lines
 
