@@ -2,7 +2,7 @@
 validation CER on lines it never trained on below a bound measured on this machine (with margin).
 
 Same model, data design, layout and optimiser as the README's quick start (configs/smoke.yaml, read here, not
-copied); only the size of the task is cut so that it runs in about two minutes: a 20-word vocabulary instead of 50
+copied); only the size of the task is cut so that it runs in two to three minutes: a 20-word vocabulary instead of 50
 and SHORT_STEPS optimiser steps. The validation lines are word sequences that are not among the training lines
 (the builder draws distinct lines for all splits), so a model that ignores the image or recalls training lines
 stays near CER 1 (an untrained model scores 1.0). Measured values are in BENCHMARKS.md ("Learning curve").
@@ -18,9 +18,11 @@ from hindi_ocr.tiny import build_tiny_model
 from hindi_ocr.arguments import parse_options
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
-SHORT_STEPS = 400
+SHORT_STEPS = 900
 SHORT_DATA = {"vocabulary": 20, "train_lines": 1000, "validation_lines": 32, "test_lines": 8}
-CER_BOUND = 0.5  # measured: see the module docstring
+# Measured (2026-12-01, 2 shared cores, ~2.5 minutes): validation CER 0.735, 0.474, 0.248 at steps 300, 600, 900.
+CER_BOUND = 0.40
+MIN_FALL = 0.25
 
 
 def test_short_quick_start_reads_unseen_lines(tmp_path):
@@ -30,10 +32,10 @@ def test_short_quick_start_reads_unseen_lines(tmp_path):
     out = tmp_path / "smoke"
     train.main([str(SMOKE), "--model_name_or_path", str(model), "--output_dir", str(out),
                 "--dataset_options", ",".join(f"{k}={v}" for k, v in options.items()),
-                "--max_steps", str(SHORT_STEPS), "--eval_steps", str(SHORT_STEPS // 4),
+                "--max_steps", str(SHORT_STEPS), "--eval_steps", str(SHORT_STEPS // 3),
                 "--save_strategy", "no", "--load_best_model_at_end", "false", "--report_to", "none"])
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     cers = [row["eval_cer"] for row in history if "eval_cer" in row]
-    assert len(cers) >= 4
-    assert cers[0] > 0.8  # it starts out unable to read
-    assert cers[-1] <= CER_BOUND, cers
+    assert len(cers) == 3
+    assert cers[0] - cers[-1] >= MIN_FALL, cers  # it learns to read during the run...
+    assert cers[-1] <= CER_BOUND, cers  # ...lines it never trained on
