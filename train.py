@@ -31,11 +31,12 @@ def main(argv=None):
                                                  max_new_tokens=max_new_tokens(data_args))
     trainer = build_trainer(model, processor, datasets, data_args, training_args)
     train_and_save(trainer, training_args, data_args)
-    evaluate_test(trainer, datasets)
+    test = evaluate_test(trainer, datasets)
     publish_run(trainer)  # our model card into output_dir; the final push with --push_to_hub
     publish_demo_space(trainer)  # --push_demo_space: a Gradio Space reading with the model just pushed
     if trainer.is_world_process_zero():
-        print(where_saved(trainer), flush=True)
+        score = f", test CER {test['test_cer']:.3f}" if test and "test_cer" in test else ""  # lines it never saw
+        print(where_saved(trainer) + score, flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ what pages (--lines_per_page) change in the Trainer is in :mod:`hindi_ocr.page_t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -344,10 +343,6 @@ def where_saved(trainer: OcrTrainer) -> str:
     kind = "adapter" if (out / "adapter_config.json").is_file() else "model"
     metrics = [name for name in ("test_results.json", "eval_results.json", "all_results.json") if (out / name).is_file()]
     parts = [f"{kind} in {out}/", f"metrics in {', '.join(metrics) or 'the log above'}", f"model card {out}/README.md"]
-    if (out / "test_results.json").is_file():  # the number a first run is for: does it read lines it never saw?
-        test = json.loads((out / "test_results.json").read_text(encoding="utf-8"))
-        if "test_cer" in test:
-            parts.insert(1, f"test CER {test['test_cer']:.3f}")
     if "tensorboard" in (trainer.args.report_to or []):
         parts.append(f"TensorBoard logs in {out}/runs")
     if trainer.args.push_to_hub:

@@ -25,7 +25,7 @@ CER_BOUND = 0.40
 MIN_FALL = 0.25
 
 
-def test_short_quick_start_reads_unseen_lines(tmp_path):
+def test_short_quick_start_reads_unseen_lines(tmp_path, capsys):
     recipe = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
     options = {**parse_options(recipe["dataset_options"]), **SHORT_DATA}
     model = build_tiny_model(tmp_path / "tiny")
@@ -39,3 +39,6 @@ def test_short_quick_start_reads_unseen_lines(tmp_path):
     assert len(cers) == 3
     assert cers[0] - cers[-1] >= MIN_FALL, cers  # it learns to read during the run...
     assert cers[-1] <= CER_BOUND, cers  # ...lines it never trained on
+    test_cer = json.loads((out / "test_results.json").read_text())["test_cer"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # the run's last line says how well it reads
+    assert last.startswith(f"Done: model in {out}/") and last.endswith(f", test CER {test_cer:.3f}"), last
