@@ -1,0 +1,289 @@
+"""Train the shipped tiny Hindi reader from scratch on CPU, in resumable stages.
+
+    python -m hindi_ocr.pretrain OUT_DIR --minutes 100              # stage 1 (a fresh model)
+    python -m hindi_ocr.pretrain OUT_DIR --minutes 100 --resume     # stage 2, 3 ...: continue OUT_DIR/last
+
+Why not the Trainer: a from-scratch GOT-OCR2 of this size spends thousands of steps ignoring the image (BENCHMARKS.md,
+"Learning curve"): the only gradient into the vision tower comes through the language model's attention. Here a CTC
+head on the projected image tokens (read in line order: see :func:`reading_order`) gives the vision tower a direct,
+per-character signal from the first step. The head is dropped at save time: what is written is a plain
+``GotOcr2ForConditionalGeneration`` with its processor, loaded by transformers without custom code.
+
+Data (all rendered on the fly, never the same image twice): word windows of Common Voice sentences (CC0; the
+held-out sentences removed) and of Tesseract's web-crawl word sequences (Apache-2.0), both from ``../shared/corpus``
+when it is there, else frequency-drawn wordfreq words; six training font families (the held-out Mukta and Poppins are
+never trained on); a curriculum from clean black-on-white lines at one size to random size, contrast, tilt, blur
+and noise (:func:`clean_share`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .examples import OcrExampleBuilder
+from .text import normalize_text
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+TRAIN_FAMILIES = "Noto Sans Devanagari,Hind,Baloo 2,Rajdhani,Kalam,Teko"
+HELDOUT_FAMILIES = "Mukta,Poppins"
+LINE_HEIGHT = 48
+READER_SHAPE = {  # hindi_ocr.tiny settings: 256x256 input, patch 8 -> 32x32 patches -> 8x8 = 64 image tokens
+    "patch_size": 8,
+    "vision_hidden_size": 64,
+    "vision_num_hidden_layers": 2,
+    "vision_num_attention_heads": 2,
+    "vision_mlp_dim": 256,
+    "vision_output_channels": 64,
+    "vision_window_size": 8,
+    "vision_global_attn_indexes": (),
+    "text_hidden_size": 192,
+    "text_num_hidden_layers": 2,
+    "text_num_attention_heads": 6,
+    "text_num_key_value_heads": 2,
+    "text_intermediate_size": 384,
+}
+
+
+# ----------------------------------------------------------------------------------------------------------- text
+def heldout_texts(n: int = 200, seed: int = 0, min_words: int = 2, max_words: int = 4) -> list[str]:
+    """Windows of distinct Common Voice sentences (Devanagari words only): the issue-8 held-out text."""
+    from .render import read_text_lines
+
+    rng = np.random.default_rng(seed)
+    sentences = read_text_lines(CORPUS / "hi_commonvoice_sentences.txt")
+    texts = []
+    for i in rng.permutation(len(sentences)):
+        words = [w for w in (w.strip("\"'“”‘’()") for w in sentences[i].split()) if w and _devanagari(w)]
+        if len(words) < min_words:
+            continue
+        count = int(rng.integers(min_words, max_words + 1))
+        start = int(rng.integers(0, max(1, len(words) - count + 1)))
+        texts.append(" ".join(words[start: start + count]))
+        if len(texts) == n:
+            return texts
+    raise ValueError(f"only {len(texts)} usable sentences")
+
+
+def _devanagari(word: str) -> bool:
+    return all("\u0900" <= c <= "\u097f" or c in "?,!.-" for c in word)
+
+
+def training_sources(exclude: list[str]) -> list[list[str]]:
+    """Word lists to draw line windows from: one per sentence or crawl line (held-out sentences removed)."""
+    from .render import generate_lines, read_text_lines
+
+    if not CORPUS.is_dir():
+        return [line.split() for line in generate_lines(20000, seed=1, min_words=4, max_words=10)]
+    sources = []
+    for name in ("hi_commonvoice_sentences.txt", "hin_singles_text.txt"):
+        for line in read_text_lines(CORPUS / name):
+            if any(text in line for text in exclude):
+                continue
+            words = [w.strip("\"'“”‘’()") for w in line.split()]
+            words = [w for w in words if w and "\u200c" not in w and "\u200d" not in w and not w.endswith("\u094d")]
+            if words:
+                sources.append(words)
+    return sources
+
+
+def clean_share(step: int, ramp: int) -> float:
+    """Share of clean lines (one face size, black on white, no noise): 1 at step 0, falling to 0.2 at ``ramp``."""
+    return max(0.2, 1.0 - 0.8 * step / max(1, ramp))
+
+
+class Lines(torch.utils.data.IterableDataset):
+    """An endless stream of rendered lines: 1-6 word windows of real text in a random training face."""
+
+    def __init__(self, sources, fonts, seed: int, start_step: int, ramp: int, batch_size: int):
+        self.sources, self.fonts, self.seed = sources, fonts, seed
+        self.start_step, self.ramp, self.batch_size = start_step, ramp, batch_size
+
+    def __iter__(self):
+        from .render import render_sample
+
+        rng = np.random.default_rng([self.seed, self.start_step])
+        n = 0
+        while True:
+            words = self.sources[int(rng.integers(len(self.sources)))]
+            count = int(rng.integers(1, 7))
+            start = int(rng.integers(0, max(1, len(words) - count + 1)))
+            text = normalize_text(" ".join(words[start: start + count]))
+            if not text or len(text) > 48:
+                continue
+            step = self.start_step + n // self.batch_size
+            clean = rng.random() < clean_share(step, self.ramp)
+            size = int(rng.integers(20, 29)) if clean else 0
+            image, _ = render_sample(text, rng, self.fonts, LINE_HEIGHT, font_size=size)
+            n += 1
+            yield image.convert("RGB"), text
+
+
+# ------------------------------------------------------------------------------------------------------- the CTC
+def charset(sources) -> list[str]:
+    chars = {c for words in sources for w in words for c in w} | {" "}
+    chars |= {chr(c) for c in range(0x0900, 0x0980)}
+    return sorted(chars)
+
+
+def reading_order(image, side: int) -> list[int]:
+    """Indices of the ``side`` x ``side`` image tokens in the order a reader meets them once the line ``image``
+    (before folding) is folded.
+
+    ``fold`` stacks k pieces of the line; a token row belongs to the piece under its centre. Within a piece the
+    tokens go column by column (top to bottom inside a column): the order CTC needs, monotonic along the line.
+    """
+    pieces = max(1, round(math.sqrt(image.width / image.height)))
+    keys = []
+    for row in range(side):
+        piece = min(pieces - 1, int((row + 0.5) * pieces / side))
+        for col in range(side):
+            keys.append((piece, col, row, row * side + col))
+    return [k[-1] for k in sorted(keys)]
+
+
+class CtcHead(torch.nn.Module):
+    def __init__(self, hidden: int, n_chars: int):
+        super().__init__()
+        self.proj = torch.nn.Linear(hidden, n_chars + 1)  # index 0: the CTC blank
+
+    def forward(self, features):
+        return self.proj(features).log_softmax(-1)
+
+
+def ctc_loss(head, features, orders, texts, index):
+    order = torch.tensor(orders)
+    feats = torch.stack([features[i, order[i]] for i in range(len(texts))])
+    log_probs = head(feats).transpose(0, 1)  # (T, B, C)
+    targets = [torch.tensor([index.get(c, 0) for c in t if c in index]) for t in texts]
+    lengths = torch.tensor([len(t) for t in targets])
+    return torch.nn.functional.ctc_loss(log_probs, torch.cat(targets), torch.full((len(texts),), feats.shape[1]),
+                                        lengths, blank=0, zero_infinity=True)
+
+
+# ------------------------------------------------------------------------------------------------------- running
+def evaluate(model, builder, images, texts, batch_size: int = 50) -> tuple[float, list[str]]:
+    from .inference import read_images
+    from .scoring import score
+
+    model.eval()
+    preds = []
+    for i in range(0, len(images), batch_size):
+        preds += read_images(model, builder, images[i: i + batch_size])
+    model.train()
+    return score(preds, texts)["cer"], preds
+
+
+def heldout_images(texts, seed: int = 0):
+    from .render import devanagari_fonts, render_sample
+
+    fonts = devanagari_fonts(HELDOUT_FAMILIES)
+    return [render_sample(t, np.random.default_rng([seed, 7, i]), fonts, LINE_HEIGHT)[0].convert("RGB")
+            for i, t in enumerate(texts)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hindi_ocr.pretrain", description=__doc__.splitlines()[0])
+    p.add_argument("out_dir")
+    p.add_argument("--minutes", type=float, default=100.0, help="wall-clock budget of this stage")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last (model, CTC head, optimizer)")
+    p.add_argument("--learning_rate", type=float, default=1e-3)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--decay_minutes", type=float, default=15.0,
+                   help="the stage's last minutes, over which the learning rate falls linearly to a tenth")
+    p.add_argument("--ctc_weight", type=float, default=1.0)
+    p.add_argument("--ramp_steps", type=int, default=3000, help="steps over which clean lines fall to 20%%")
+    p.add_argument("--eval_every", type=int, default=500)
+    p.add_argument("--heldout_lines", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a READER_SHAPE key")
+    args = p.parse_args(argv)
+    from .render import devanagari_fonts
+    from .tiny import build_tiny_model, load_tiny
+    from .modeling import configure_generation
+
+    out = Path(args.out_dir)
+    last = out / "last"
+    shape = dict(READER_SHAPE)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        shape[key] = json.loads(value)
+    if args.resume:
+        model, processor = load_tiny(last)
+        state = torch.load(last / "training_state.pt", weights_only=False)
+    else:
+        init = build_tiny_model(out / "init", image_size=256, seed=args.seed, **shape)
+        model, processor = load_tiny(init)
+        state = None
+    configure_generation(model, processor, max_new_tokens=64)
+    builder = OcrExampleBuilder(processor, line_layout="fold", max_target_tokens=64)
+    texts = heldout_texts(args.heldout_lines, args.seed)
+    images = heldout_images(texts, args.seed)
+    sources = training_sources(texts)
+    chars = state["chars"] if state else charset(sources)
+    index = {c: i + 1 for i, c in enumerate(chars)}
+    head = CtcHead(model.config.text_config.hidden_size, len(chars))
+    params = list(model.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
+    step = 0
+    curve = []
+    if state:
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, curve = state["step"], state["curve"]
+    captured = {}
+    model.model.multi_modal_projector.register_forward_hook(lambda m, i, o: captured.__setitem__("f", o))
+    fonts = devanagari_fonts(TRAIN_FAMILIES)
+    stream = Lines(sources, fonts, args.seed, step, args.ramp_steps, args.batch_size)
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch_size, num_workers=1,
+                                         collate_fn=lambda rows: rows)
+    side = int(math.isqrt(processor.num_image_tokens))
+    start, losses = time.perf_counter(), []
+    model.train()
+    print(f"stage from step {step}, {sum(x.numel() for x in model.parameters()) / 1e6:.2f} M parameters", flush=True)
+    for rows in loader:
+        left = args.minutes - (time.perf_counter() - start) / 60
+        decay = 0.1 + 0.9 * min(1.0, max(0.0, left) / args.decay_minutes) if args.decay_minutes else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = args.learning_rate * min(1.0, (step + 1) / 100) * decay
+        line_images, line_texts = [r[0] for r in rows], [r[1] for r in rows]
+        batch = builder.training_inputs(line_images, line_texts)
+        lm = model(**batch).loss
+        orders = [reading_order(im, side) for im in line_images]
+        aux = ctc_loss(head, captured["f"], orders, line_texts, index)
+        loss = lm + args.ctc_weight * aux
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        losses.append((lm.item(), aux.item()))
+        elapsed = time.perf_counter() - start
+        done = elapsed > args.minutes * 60
+        if step % 50 == 0:
+            lm_mean, ctc_mean = np.mean(losses[-50:], axis=0)
+            print(f"step {step} lm {lm_mean:.3f} ctc {ctc_mean:.3f} {elapsed / 60:.1f} min "
+                  f"clean {clean_share(step, args.ramp_steps):.2f}", flush=True)
+        if step % args.eval_every == 0 or done:
+            cer, preds = evaluate(model, builder, images, texts)
+            curve.append({"step": step, "cer": cer, "lm_loss": float(np.mean([x[0] for x in losses[-50:]]))})
+            print(f"EVAL step {step} held-out CER {cer:.4f} | {texts[0]} -> {preds[0]} | {texts[1]} -> {preds[1]}",
+                  flush=True)
+            model.save_pretrained(last)
+            processor.save_pretrained(last)
+            torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "curve": curve, "chars": chars, "args": vars(args)}, last / "training_state.pt")
+            (out / "curve.json").write_text(json.dumps(curve, indent=1))
+        if done:
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
