@@ -9,6 +9,7 @@
 """
 
 import argparse
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +19,10 @@ from hindi_ocr.arguments import DEFAULT_MODEL
 from hindi_ocr.checks import positive_int
 from hindi_ocr.examples import LINE_LAYOUTS
 from hindi_ocr.hub import publish_merged
-from hindi_ocr.inference import lines_from_data_dir, lines_from_paths, save_settings, write_predictions
+from hindi_ocr.distributed_reading import end_processes, launched, read_in_order, skip_done, start_processes
+from hindi_ocr.inference import Line, lines_from_data_dir, lines_from_paths, save_settings
+from hindi_ocr.pages import reading_scale
+from hindi_ocr.prediction_files import PredictionFile, check_output
 from hindi_ocr.scoring import score
 from hindi_ocr.tesseract import locate
 
@@ -27,6 +31,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="*", help="line images or folders of them")
     p.add_argument("--data_dir", help="seed-layout folder (data.csv + images): references give CER/WER")
+    p.add_argument("--dataset_name", help="read a dataset instead: a Hub id or anything datasets.load_dataset takes "
+                   "(an `image` column; `text` is the reference), as train.py takes it")
+    p.add_argument("--dataset_config", "--dataset_config_name", default=None, help="--dataset_name's config")
+    p.add_argument("--split", default="test", help="--dataset_name's split to read (default: test)")
+    p.add_argument("--streaming", action="store_true",
+                   help="--dataset_name: stream the rows instead of downloading the dataset first")
     p.add_argument("--model_name_or_path", help=f"base GOT-OCR2 (default: the adapter's base, else {DEFAULT_MODEL})")
     p.add_argument("--model_revision", default=None, help="branch, tag or commit of the base")
     p.add_argument("--adapter", help="LoRA adapter: a folder written by train.py or a Hub id")
@@ -41,10 +51,18 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=positive_int, default=8, help="images per generation (lines, or pages)")
     p.add_argument("--max_new_tokens", type=positive_int, default=256, help="per line (a page: N times this)")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--output", help="write predictions to FILE.jsonl or FILE.csv")
+    p.add_argument("--output", help="write predictions to FILE.jsonl, FILE.csv or FILE.parquet (one record per line: "
+                   "image, prediction, reference when known, and the other per-line fields)")
+    p.add_argument("--resume", action="store_true",
+                   help="--output already holds the first lines of this input (a stopped job): keep them, read the rest")
+    p.add_argument("--flush_seconds", type=float, default=10.0,
+                   help="extend --output at most this often while reading (and at the end)")
+    p.add_argument("--push_predictions", metavar="REPO_ID",
+                   help="put the predictions on the Hub as a dataset (parquet + a card naming the model and its scores)")
     p.add_argument("--merge_lora", metavar="DIR", help="merge the adapter into the base and save it to DIR")
     p.add_argument("--push_to_hub", metavar="REPO_ID", help="with --merge_lora: upload the merged model and a card")
-    p.add_argument("--hub_private_repo", action="store_true", help="create the --push_to_hub repo private")
+    p.add_argument("--hub_private_repo", action="store_true",
+                   help="create the --push_to_hub / --push_predictions repo private")
     p.add_argument("--hub_token", default=None, help="token for private repos (default: the logged-in token)")
     p.add_argument("--allow_pickle_adapter", action="store_true",
                    help="load an adapter that has only adapter_model.bin (a pickle: only from a source you trust)")
@@ -54,8 +72,19 @@ def parse_args(argv=None):
     p.add_argument("--report", metavar="FILE.md", help="error analysis (Markdown + FILE.png chart); needs --data_dir. "
                    "With --compare_tesseract Tesseract's goes to FILE-tesseract.md")
     args = p.parse_args(argv)
-    if not (args.images or args.data_dir or args.merge_lora):
-        p.error("give line images/folders, --data_dir, or --merge_lora")
+    if not (args.images or args.data_dir or args.dataset_name or args.merge_lora):
+        p.error("give line images/folders, --data_dir, --dataset_name, or --merge_lora")
+    if args.dataset_name and (args.data_dir or args.images):
+        p.error("--dataset_name reads a dataset; --data_dir and image arguments read files: give one of them")
+    if args.streaming and not args.dataset_name:
+        p.error("--streaming streams a --dataset_name; files and folders are read as they come anyway")
+    if args.output:
+        check_output(args.output)
+    if args.resume and not args.output:
+        p.error("--resume continues the --output file of a stopped job: give --output")
+    if args.compare_tesseract and (args.resume or launched()):
+        p.error("--compare_tesseract times both engines in one process over all lines: run it without --resume, "
+                "and without torchrun / accelerate launch")
     if args.merge_lora and not args.adapter:
         p.error("--merge_lora needs --adapter")
     if args.push_to_hub and not args.merge_lora:
@@ -65,19 +94,43 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+def input_lines(args):
+    """(lines, total): a list from files, folders and --data_dir, or a lazy sequence of a dataset's rows."""
+    if args.dataset_name:
+        from hindi_ocr.line_sources import dataset_lines, load_split, num_lines
+
+        data = load_split(args.dataset_name, args.dataset_config, args.split, args.streaming)
+        total = num_lines(data)
+        lines = dataset_lines(data, args.split)
+        if args.max_samples:
+            lines, total = itertools.islice(lines, args.max_samples), min(total or args.max_samples, args.max_samples)
+        return lines, total
     lines = lines_from_data_dir(args.data_dir) if args.data_dir else []
     lines += lines_from_paths(args.images)  # bad images and rows fail here, before any model loads
     lines = lines[:args.max_samples]
-    tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and lines else None  # so does a missing one
+    return lines, len(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    state = start_processes()  # torchrun / accelerate launch: one share of the lines per process
+    try:
+        run(args, state)
+    finally:
+        end_processes(state)
+
+
+def run(args, state):
+    main_process = state.is_main_process
+    lines, total = input_lines(args)
+    tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and total else None  # so does a missing one
     reader = compare.load_reader(args.model_name_or_path, args.adapter, revision=args.model_revision,
                                  adapter_revision=args.adapter_revision, token=args.hub_token, dtype=args.dtype,
                                  merge=bool(args.merge_lora), allow_pickle_adapter=args.allow_pickle_adapter,
                                  max_new_tokens=args.max_new_tokens, line_layout=args.line_layout)
     model, processor, base, line_layout = reader.model, reader.processor, reader.base, reader.line_layout
-    if args.merge_lora:
+    if args.merge_lora and main_process:
         model.save_pretrained(args.merge_lora)
         processor.save_pretrained(args.merge_lora)
         save_settings(args.merge_lora, line_layout, reader.lines_per_page)
@@ -88,42 +141,91 @@ def main(argv=None):
                            max_new_tokens=args.max_new_tokens, num_image_tokens=processor.num_image_tokens,
                            lines_per_page=reader.lines_per_page)
             print(f"merged model pushed to {args.push_to_hub}")
-
-    if not lines:
+    if total == 0:
         return
-    # Tesseract first (timed on its own) so that each printed line can show both readings side by side.
-    readings = [compare.read_with_tesseract(tesseract, lines)] if tesseract else []
-    records = []
 
-    def show(i, prediction):
-        line, record = lines[i], {"image": lines[i].image, "prediction": prediction}
+    per_page = reading_scale(reader.lines_per_page, args.lines_per_page)[0]
+    per_share = args.batch_size * per_page  # one batch of one process: batches start on the same line for any N
+    out = PredictionFile(args.output) if args.output and main_process else None
+    done = []  # records already in --output (--resume)
+    if out is not None:
+        done = out.resume() if args.resume else out.start() or []
+    lines, done = skip_done(state, lines, done, per_share, out)
+    if args.resume and main_process:
+        print(f"--resume: {len(done)} lines already in {args.output} skipped", file=sys.stderr)
+
+    def record(line, prediction, tesseract_reading=None):
+        item = {"image": line.image, "prediction": prediction}
         if line.reference is not None:
-            record["reference"] = line.reference
-        if tesseract:
-            record["tesseract"] = readings[0].predictions[i]
-        records.append(record)
-        print("\t".join([line.image, prediction] + ([record["tesseract"]] if tesseract else [])), flush=True)
+            item["reference"] = line.reference
+        if tesseract_reading is not None:
+            item["tesseract"] = tesseract_reading
+        return item
 
-    stats = {}
-    readings.insert(0, compare.read_with_model(reader, lines, args.batch_size, on_line=show,
-                                               lines_per_page=args.lines_per_page, stats=stats))
-    if stats.get("pages"):
-        print(f"{len(lines)} lines read in {stats['pages']} pages; {stats['page_rereads']} pages read again one "
-              "line per page (their output had another number of lines)", file=sys.stderr)
-    if args.output:
-        write_predictions(args.output, records)
-    if tesseract and any(line.reference is not None for line in lines):
-        print(compare.summary_table(readings, lines))
+    def read_share(share):
+        # Tesseract first (timed on its own) so that each printed line can show both readings side by side.
+        other = compare.read_with_tesseract(tesseract, share) if tesseract else None
+        stats = {}
+        reading = compare.read_with_model(reader, share, args.batch_size, lines_per_page=args.lines_per_page,
+                                          stats=stats)
+        records = [record(line, text, other and other.predictions[i])
+                   for i, (line, text) in enumerate(zip(share, reading.predictions))]
+        return records, {**stats, "model_seconds": reading.seconds, "tesseract_seconds": other.seconds if other else 0.0}
+
+    records = list(done)
+
+    def show(new):
+        records.extend(new)
+        for item in new:
+            print("\t".join([item["image"], item["prediction"]] + ([item["tesseract"]] if tesseract else [])),
+                  flush=True)
+
+    counts = read_in_order(state, lines, read_share, lines_per_share=per_share, on_records=show,
+                           flush=out.append if out else lambda _: None, first_index=len(done), total=total,
+                           flush_seconds=args.flush_seconds)
+    if not main_process:
+        return
+    if out is not None:
+        out.close()
+    if counts.get("pages"):
+        print(f"{counts['lines']} lines read in {counts['pages']} pages; {counts['page_rereads']} pages read again "
+              "one line per page (their output had another number of lines)", file=sys.stderr)
+    print(f"{counts['lines']} lines read in {counts['seconds']:.1f} s ({counts['lines'] / max(counts['seconds'], 1e-9):.2f} "
+          f"lines/s) by {state.num_processes} process{'es' if state.num_processes > 1 else ''}", file=sys.stderr)
+    readings = [compare.Reading(reader.engine, "got-ocr2", [r["prediction"] for r in records], counts["model_seconds"])]
+    if tesseract:
+        readings.append(compare.Reading(tesseract.engine, "tesseract", [r["tesseract"] for r in records],
+                                        counts["tesseract_seconds"]))
+    read = [Line(r["image"], r.get("reference")) for r in records]  # as compare's tables and reports take them
+    if tesseract and any(line.reference is not None for line in read):
+        print(compare.summary_table(readings, read))
         print(compare.SPEED_NOTE)
     if args.report:
         report = Path(args.report)
         paths = [report] + [report.with_name(f"{report.stem}-{r.slug}{report.suffix or '.md'}") for r in readings[1:]]
-        for path in compare.write_reports(readings, lines, paths):
+        for path in compare.write_reports(readings, read, paths):
             print(f"report written to {path}")
-    scored = [r for r in records if "reference" in r]
+    scored = [r for r in records if r.get("reference") is not None]
+    scores = None
     if scored:
-        m = score([r["prediction"] for r in scored], [r["reference"] for r in scored])
-        print(f"CER {m['cer']:.4f} WER {m['wer']:.4f} grapheme_CER {m['grapheme_cer']:.4f} (n={len(scored)})")
+        scores = score([r["prediction"] for r in scored], [r["reference"] for r in scored])
+        print(f"CER {scores['cer']:.4f} WER {scores['wer']:.4f} grapheme_CER {scores['grapheme_cer']:.4f} "
+              f"(n={len(scored)})")
+    if args.push_predictions:
+        from hindi_ocr.prediction_push import push_predictions
+
+        push_predictions(records, args.push_predictions, reader=reader, lines_per_page=per_page, scores=scores,
+                         source=describe_input(args), output=args.output, token=args.hub_token,
+                         private=args.hub_private_repo)
+        print(f"predictions pushed to {args.push_predictions}")
+
+
+def describe_input(args) -> str:
+    if args.dataset_name:
+        config = f" (config `{args.dataset_config}`)" if args.dataset_config else ""
+        return f"the `{args.split}` split of `{args.dataset_name}`{config}"
+    parts = [f"the seed-layout folder `{Path(args.data_dir).name}`"] if args.data_dir else []
+    return " and ".join(parts + ([f"{len(args.images)} image paths"] if args.images else []))
 
 
 if __name__ == "__main__":

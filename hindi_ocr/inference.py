@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,9 @@ SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repe
 
 @dataclass
 class Line:
-    image: str
+    image: str  # a file, or the row id of an image held by ``source``
     reference: str | None = None
+    source: object | None = None  # an image not in a file (a dataset row): anything with ``open()``
 
 
 def lines_from_paths(paths: Sequence[str]) -> list[Line]:
@@ -67,6 +67,8 @@ def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image]
 
 def open_line(line: Line) -> Image.Image:
     # load() reads the pixels and closes the file; the builder makes them upright RGB (to_rgb) once
+    if line.source is not None:
+        return line.source.open()
     image = Image.open(line.image)
     image.load()
     return image
@@ -112,21 +114,10 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
 
 
 def write_predictions(path: str, records: Iterable[dict]) -> None:
-    """JSONL (``.jsonl``/``.json``) or CSV (``.csv``) by the file's extension."""
-    records = list(records)
-    out = Path(path)
-    if out.suffix.lower() == ".csv":
-        fields = ["image", "prediction"] + [k for k in ("reference", "tesseract") if any(k in r for r in records)]
-        with out.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(records)
-    elif out.suffix.lower() in {".jsonl", ".json"}:
-        with out.open("w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        raise SystemExit(f"--output {path}: use a .jsonl or .csv file name")
+    """JSONL (``.jsonl``/``.json``), CSV (``.csv``) or parquet by the file's extension, every field of the records."""
+    from .prediction_files import write_all
+
+    write_all(path, list(records))
 
 
 def save_settings(output_dir: str, line_layout: str, lines_per_page: int = 1) -> None:
