@@ -254,6 +254,12 @@ def _check(argv: list[str], result: subprocess.CompletedProcess, ws: Workspace) 
             assert [line.split("\t")[0] for line in out if "\t" in line] == images
         if "--merge_lora" in argv:
             assert (ws.cwd / argv[argv.index("--merge_lora") + 1] / "model.safetensors").is_file()
+        if "--output" in argv:
+            assert (ws.cwd / argv[argv.index("--output") + 1]).is_file()
+        if "--push_predictions" in argv:
+            repo = argv[argv.index("--push_predictions") + 1]
+            assert {"README.md", "data/predictions-00000-of-00001.parquet"} <= set(
+                ws.hub.repo_files(repo, repo_type="dataset"))
     elif argv[:3] == ["python", "-m", "hindi_ocr.tiny"]:
         assert (ws.cwd / argv[3] / "config.json").is_file()
     elif "--push_to_space" in argv:
