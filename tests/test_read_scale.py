@@ -205,6 +205,53 @@ def test_a_cut_off_last_line_is_dropped_on_resume(tmp_path):
     assert PredictionFile(str(path)).resume() == records[:2]
 
 
+def test_every_field_of_a_record_is_written(tmp_path):
+    """Reading may add per-line fields (a confidence, a repetition flag...): every format keeps all of them."""
+    import pyarrow.parquet as pq
+
+    records = [{"image": "0.png", "prediction": "क", "reference": "क", "confidence": 0.93, "repetition": False},
+               {"image": "1.png", "prediction": "खख", "reference": "ख", "confidence": 0.41, "repetition": True}]
+    for suffix in (".jsonl", ".csv", ".parquet"):
+        path = tmp_path / f"p{suffix}"
+        out = PredictionFile(str(path))
+        out.start()
+        out.append(records[:1])
+        out.append(records[1:])
+        out.close()
+        if suffix == ".parquet":
+            assert pq.read_table(path).to_pylist() == records
+        elif suffix == ".jsonl":
+            assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == records
+        else:
+            assert path.read_text(encoding="utf-8").splitlines() == [
+                "image,prediction,reference,confidence,repetition", "0.png,क,क,0.93,False", "1.png,खख,ख,0.41,True"]
+    out = PredictionFile(str(tmp_path / "q.csv"))
+    out.start()
+    out.append(records[:1])
+    with pytest.raises(SystemExit, match="field\\(s\\) flag that the CSV header"):
+        out.append([{**records[1], "flag": 1}])
+
+
+def test_dataset_input_errors_name_the_split_and_the_row(setup, tmp_path, capsys):
+    import datasets
+
+    _, model, lines, _ = setup
+    folder = tmp_path / "parquet_lines"
+    good = (lines / "output_images" / "0.png").read_bytes()
+    rows = datasets.Dataset.from_dict(
+        {"image": [{"bytes": good, "path": None}, {"bytes": b"not an image", "path": None}], "text": ["क", "ख"]},
+        features=datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")}))
+    (folder / "data").mkdir(parents=True)
+    rows.to_parquet(str(folder / "data" / "test-00000-of-00001.parquet"))
+    with pytest.raises(SystemExit) as err:
+        infer.main(["--model_name_or_path", str(tmp_path / "no-model"), "--dataset_name", str(folder),
+                    "--split", "validation"])
+    assert str(err.value) == f"--split validation: {folder} has the splits test; choose one"
+    with pytest.raises(SystemExit) as err:
+        infer.main(["--model_name_or_path", str(model), "--dataset_name", str(folder), *READ])
+    assert str(err.value).startswith("--split test row 1 (test/1): not a readable image")
+
+
 def test_resume_refuses_another_jobs_output(setup, tmp_path, capsys):
     _, model, lines, _ = setup
     other = tmp_path / "other.jsonl"
