@@ -6,6 +6,7 @@
     python infer.py --adapter outputs/run --merge_lora merged/      # standalone checkpoint, no peft needed
     python infer.py --adapter USER/NAME --merge_lora merged/ --push_to_hub USER/NAME-merged
     python infer.py --adapter outputs/run --data_dir TestSamples --compare_tesseract --report report.md
+    torchrun --nproc_per_node 8 infer.py --adapter USER/NAME --dataset_name USER/lines --output preds.parquet --resume
 """
 
 import argparse
@@ -124,7 +125,7 @@ def main(argv=None):
 def run(args, state):
     main_process = state.is_main_process
     lines, total = input_lines(args)
-    tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and total else None  # so does a missing one
+    tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and total != 0 else None  # so does a missing one
     reader = compare.load_reader(args.model_name_or_path, args.adapter, revision=args.model_revision,
                                  adapter_revision=args.adapter_revision, token=args.hub_token, dtype=args.dtype,
                                  merge=bool(args.merge_lora), allow_pickle_adapter=args.allow_pickle_adapter,

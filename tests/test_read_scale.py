@@ -205,6 +205,25 @@ def test_a_cut_off_last_line_is_dropped_on_resume(tmp_path):
     assert PredictionFile(str(path)).resume() == records[:2]
 
 
+def test_resume_goes_back_to_a_batch_boundary(tmp_path):
+    """5 lines written by a job reading batches of 2: the 5th is read again, in the batch it belongs to."""
+    from types import SimpleNamespace
+
+    from hindi_ocr.distributed_reading import skip_done
+    from hindi_ocr.inference import Line
+
+    lines = [Line(f"{i}.png") for i in range(7)]
+    path = tmp_path / "p.jsonl"
+    out = PredictionFile(str(path))
+    out.start()
+    out.append([{"image": f"{i}.png", "prediction": str(i)} for i in range(5)])
+    out = PredictionFile(str(path))
+    done = out.resume()
+    rest, kept = skip_done(SimpleNamespace(num_processes=1, is_main_process=True), lines, done, 2, out)
+    assert [line.image for line in rest] == ["4.png", "5.png", "6.png"]
+    assert kept == done[:4] and path.read_text(encoding="utf-8").count("\n") == 4
+
+
 def test_every_field_of_a_record_is_written(tmp_path):
     """Reading may add per-line fields (a confidence, a repetition flag...): every format keeps all of them."""
     import pyarrow.parquet as pq
