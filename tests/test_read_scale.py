@@ -116,6 +116,9 @@ def test_two_processes_write_what_one_process_writes(setup, launcher, per_page, 
     assert len(set(predictions)) >= 3  # readings differ: a swap or a repeat would show
     assert printed[-1].endswith(f"(n={len(LINES)})")
     assert "by 2 processes" in two.stderr and "by 1 process" in one.stderr
+    # one progress bar (the main process's), from 0 to all lines, with its rate
+    assert two.stderr.count(f" 0/{len(LINES)} [") == 1 and f" {len(LINES)}/{len(LINES)} [" in two.stderr
+    assert re.search(r"\d lines/s\]", two.stderr)
     if per_page > 1:
         assert f"{len(LINES)} lines read in 4 pages" in two.stderr
     if suffix == ".parquet":
