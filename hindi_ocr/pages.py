@@ -28,6 +28,7 @@ from .examples import paper_colour, to_rgb
 MARGIN = 1 / 32  # of the page side, nominal margin on every edge
 GAP = 0.5  # nominal space between lines, as a fraction of the line height
 JITTER = 0.5  # training: margins and gaps vary by up to +-50% of their nominal size
+MAX_GAIN = 2.0  # a line's colours are scaled by at most 2x (or 1/2x) to match the page's paper
 SHORT_PAGE_SHARE = 8  # training: one extra page per 8N lines, so that ~1 page in 8 holds fewer than N lines
 
 
@@ -83,7 +84,8 @@ class PageLayout:
 
     def compose(self, images: Sequence[Image.Image], seed: int | None = None) -> Image.Image:
         """The page: lines (upright RGB) pasted top to bottom on paper of their median paper colour; each line's
-        colours are scaled so its own paper matches the page's, leaving no visible box around it."""
+        colours are scaled so its own paper (:func:`hindi_ocr.examples.paper_colour`) matches the page's, leaving no
+        visible box around it (the scale is bounded by ``MAX_GAIN``)."""
         lines = [to_rgb(image) for image in images]
         papers = np.array([paper_colour(line) for line in lines] or [(255, 255, 255)], dtype=np.float64)
         paper = tuple(int(v) for v in np.median(papers, axis=0).round())
@@ -92,7 +94,9 @@ class PageLayout:
             if (width, height) != line.size:
                 line = line.resize((width, height), Image.Resampling.BICUBIC)
             if tuple(own) != paper:
-                gain = np.array(paper, dtype=np.float64) / np.maximum(own, 1)
+                # bounded: should a crop be almost all dark (no paper to estimate), ink below 1/MAX_GAIN of the
+                # page's paper stays ink instead of being brightened to white
+                gain = np.clip(np.array(paper, dtype=np.float64) / np.maximum(own, 1), 1 / MAX_GAIN, MAX_GAIN)
                 line = Image.fromarray(np.clip(np.asarray(line) * gain, 0, 255).round().astype(np.uint8))
             page.paste(line, (left, top))
         return page

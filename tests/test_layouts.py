@@ -1,7 +1,7 @@
 """How a wide line becomes GOT's square input: exact pixels of the fold and letterbox layouts."""
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hindi_ocr.examples import fold, letterbox
 
@@ -33,3 +33,12 @@ def test_letterbox_pads_with_paper_colour():
     boxed = np.asarray(letterbox(striped_line(400, 40), 200))
     assert boxed.shape == (200, 200, 3)
     assert (boxed[:80] == 250).all() and (boxed[120:] == 250).all()  # 400x40 -> 200x20, centred
+
+
+def test_a_framed_line_is_padded_with_its_paper_not_its_frame():
+    """A scan crop with a 1-pixel dark frame: letterbox and fold pad with the paper (grey 235), not the frame."""
+    line = Image.new("RGB", (400, 40), (235, 235, 235))
+    line.paste(Image.new("RGB", (300, 20), (40, 40, 40)), (50, 10))  # the ink
+    ImageDraw.Draw(line).rectangle((0, 0, 399, 39), outline=(20, 20, 20))
+    assert (np.asarray(letterbox(line, 200))[:80] == 235).all()  # 400x40 -> 200x20, centred
+    assert (np.asarray(fold(line))[80:120, 132:] == 235).all()  # 3 pieces, the last 2 columns short

@@ -74,6 +74,55 @@ def test_paper_colour_is_blended():
     assert tuple(page[top + 10, layout.margin + 10]) == (36, 37, 38)  # ink scaled by the same gains (225/250, ...)
 
 
+def scan_defects():
+    """What real scan crops carry around a line: a 1-pixel frame, an underline (a dark row at the bottom, the
+    top row cut through the ink), a dark scanner margin (a corner of the scan)."""
+    def frame(draw, w, h):
+        draw.rectangle((0, 0, w - 1, h - 1), outline=(20, 20, 20))
+
+    def underline(draw, w, h):
+        draw.line((0, h - 1, w, h - 1), fill=(20, 20, 20))
+        draw.line((0, 0, w // 2, 0), fill=(40, 40, 40))
+
+    def margin(draw, w, h):
+        draw.rectangle((0, 0, w // 5, h), fill=(25, 25, 25))
+        draw.rectangle((0, 0, w, 2), fill=(25, 25, 25))
+
+    return {"frame": frame, "underline": underline, "margin": margin}
+
+
+@pytest.mark.parametrize("defect", ["frame", "underline", "margin"])
+def test_a_line_with_a_frame_underline_or_dark_margin_keeps_its_ink_on_a_page(defect):
+    """Scanned ink (grey 40 on paper 235): the line with the defect keeps its ink pixels (within 20%) where the same
+    line without it has them, on an 8-line page; it was brightened to a blank strip when its edge rows were taken
+    for its paper."""
+    from PIL import ImageDraw
+
+    face = devanagari_fonts("Hind-Regular")[0]
+    texts = LINES + ["हिंदी भाषा", "मेरा नाम राम", "सुबह की चाय"]
+    images = [render_line(text, face, size=32, ink=40, paper=235).convert("RGB") for text in texts]
+    layout = PageLayout(1024, 8)
+    left, top, width, height = layout.boxes(images)[3]
+    clean = np.asarray(layout.compose(images).convert("L")) < 128
+    ink = np.zeros_like(clean)
+    ink[top : top + height, left : left + width] = clean[top : top + height, left : left + width]
+    marked = images[3].copy()
+    scan_defects()[defect](ImageDraw.Draw(marked), *marked.size)
+    page = np.asarray(layout.compose(images[:3] + [marked] + images[4:]).convert("L")) < 128
+    assert ink.sum() > 1000 and (page & ink).sum() >= 0.8 * ink.sum()
+
+
+def test_a_crop_with_no_paper_to_see_keeps_its_ink():
+    """A crop that is dark all over (grey 60, ink 45: an underexposed photo, a crop inside a dark margin) between
+    white lines is brightened at most MAX_GAIN times, so its ink stays darker than the page's paper by half."""
+    layout = PageLayout(256, 3)
+    white, dark = block(100, layout.line_height), block(100, layout.line_height, paper=(60, 60, 60), ink=(45, 45, 45))
+    page = np.asarray(layout.compose([white, dark, white]))
+    assert tuple(page[-1, -1]) == (255, 255, 255)  # the page's paper: the median line's
+    left, top, width, height = layout.boxes([white, dark, white])[1]
+    assert page[top + height // 2, left + width // 2].tolist() == [90, 90, 90]  # 45 x 2, not 45 x 255/60 = 191
+
+
 def test_training_variation_is_seeded_small_and_inside_the_page():
     layout = PageLayout(1024, 8)
     lines = [block(900, 60)] * 8
