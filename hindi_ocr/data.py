@@ -49,8 +49,38 @@ def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str 
             return builder.as_streaming_dataset()
         builder.download_and_prepare()
         return builder.as_dataset()
-    return datasets.load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir,
-                                 streaming=streaming, **config_kwargs)
+    skip_invalid = bool(config_kwargs.pop("skip_invalid", False))
+    splits = datasets.load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir,
+                                   streaming=streaming, **config_kwargs)
+    if isinstance(splits, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        for name in list(splits):
+            splits[name] = check_texts(splits[name], f"{dataset_name} ({name} split)", skip_invalid)
+    return splits
+
+
+def check_texts(split, source: str, skip_invalid: bool = False):
+    """A dataset the builder did not read (a Hub dataset) held to the builder's text rules
+    (:func:`hindi_ocr.text.text_problem`): a bad row stops the run naming its row, or is skipped with
+    ``skip_invalid`` (counted in the log). A stream's rows are checked as they are read."""
+    from .rows import _Rejects
+    from .text import normalize_text, text_problem
+
+    if "text" not in (split.column_names or []):
+        return split
+    reject = _Rejects(source, skip_invalid, track_repeats=False)
+    reject.unit = "row"
+
+    def usable(text, index: int) -> bool:
+        problem = text_problem(normalize_text(text) if isinstance(text, str) else "")
+        if problem:
+            reject(index + 1, *problem)
+        return problem is None
+
+    if isinstance(split, datasets.IterableDataset):
+        return split.filter(usable, input_columns="text", with_indices=True)
+    kept = [i for i, text in enumerate(split["text"]) if usable(text, i)]
+    reject.finish(kept, require_rows=False)
+    return split if len(kept) == len(split) else split.select(kept)
 
 
 def builder_class() -> type[datasets.GeneratorBasedBuilder]:

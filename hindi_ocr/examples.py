@@ -161,10 +161,14 @@ class OcrExampleBuilder:
 
     def target_ids(self, text: str | Sequence[str]) -> list[int]:
         """Token ids the model must produce for a line: the NFC text, then ``<|im_end|>``. For a page (a list of
-        line texts): each line's ids (cut at ``max_target_tokens`` like a lone line's) joined by ``\n``."""
+        line texts): each line's ids (cut at ``max_target_tokens`` like a lone line's) joined by ``\n``, a line's
+        own breaks (refused by the row checks, hindi_ocr.text.text_problem) made spaces, so that a page's target
+        always holds as many lines as the page."""
         tokenizer = self.processor.tokenizer
         if isinstance(text, str):
             text = [text]
+        elif len(text) > 1:
+            text = [" ".join(normalize_text(t).splitlines()) for t in text]
         lines = [tokenizer(normalize_text(t), add_special_tokens=False)["input_ids"][: self.max_target_tokens]
                  for t in text]
         newline = tokenizer("\n", add_special_tokens=False)["input_ids"]

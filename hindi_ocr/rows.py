@@ -11,14 +11,13 @@ import functools
 import json
 import logging
 import os
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from .text import normalize_text
+from .text import normalize_text, text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +29,9 @@ TOO_LARGE = "too large for a text line"  # start of check_image's answer for a d
 class InvalidRowError(ValueError):
     """A row (``line`` > 0) or a whole file (``line`` 0) that cannot be used; ``reason`` is a category."""
 
-    def __init__(self, source, line: int, reason: str, detail: str):
+    def __init__(self, source, line: int, reason: str, detail: str, unit: str = "line"):
         self.source, self.line, self.reason, self.detail = str(source), line, reason, detail
-        super().__init__(f"{source}, line {line}: {detail}" if line else f"{source}: {detail}")
+        super().__init__(f"{source}, {unit} {line}: {detail}" if line else f"{source}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,16 @@ class _Rejects:
         self.source, self.skip, self.counts, self.examples, self.lines = source, skip, Counter(), [], []
         self.first_row, self.repeats = ({} if track_repeats else None), []
 
+    unit = "line"  # of an annotation file; a dataset's rows are counted in rows
+
     def __call__(self, line: int, reason: str, detail: str):
-        error = InvalidRowError(self.source, line, reason, detail)
+        error = InvalidRowError(self.source, line, reason, detail, self.unit)
         if not self.skip:
             raise error
         self.counts[reason] += 1
         self.lines.append(line)
         if len(self.examples) < 5:
-            self.examples.append(f"line {line}: {detail}")
+            self.examples.append(f"{self.unit} {line}: {detail}")
 
     def finish(self, kept, require_rows: bool = True):
         if self.repeats:
@@ -106,14 +107,6 @@ def check_image(path: str, mode: str = "verify") -> str | None:
     return None
 
 
-def _control_character(text: str) -> str | None:
-    """The first control character that is not whitespace (NUL, ESC, DEL, C1...), as ``U+XXXX at position N``."""
-    for position, char in enumerate(text, 1):
-        if unicodedata.category(char) == "Cc" and not char.isspace():
-            return f"U+{ord(char):04X} at position {position}"
-    return None
-
-
 def _bad_bytes(fields: dict) -> str | None:
     """Describe the first undecodable byte (kept as a lone surrogate by ``surrogateescape``), if any."""
     for column, value in fields.items():
@@ -155,12 +148,9 @@ def _resolve_image(image_file: str, roots: list[str], exists=os.path.isfile):
 
 def _check_row(reject, line, text, image_file, located, check_images) -> LineRow | None:
     """``located`` is (path, None) or (None, (reason, detail)) from the caller's path lookup."""
-    if not text:
-        return reject(line, "empty_text", "text is empty or whitespace-only")
-    control = _control_character(text)
-    if control:
-        return reject(line, "control_character", f"text has control character {control}; remove it (a "
-                      "transcription never contains one: the file may be corrupt)")
+    problem = text_problem(text)
+    if problem:
+        return reject(line, *problem)
     if not image_file:
         return reject(line, "missing_image", "image file name is empty")
     path, problem = located

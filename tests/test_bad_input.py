@@ -101,14 +101,23 @@ def test_joiners_and_inner_whitespace_are_not_control_characters(tmp_path, line_
 
 
 @pytest.mark.parametrize("newline", ["\r\n", "\r"])
-def test_windows_and_old_mac_line_ends(tmp_path, line_image, newline):
+def test_windows_and_old_mac_line_ends(tmp_path, line_image, newline, caplog):
+    """Line ends of any platform; a quoted cell over two lines is one row whose text has a line break: refused
+    (naming the row's first line) like other bad rows, skipped with skip_invalid, the lines after it still counted."""
     body = newline.join(["a.png,नमस्ते", 'b.png,"भारत', 'देश"', "c.png,पानी", ""])
     path = csv_folder(tmp_path, line_image, body)
     path.write_bytes(path.read_bytes().replace(b"image_file,text\n", f"image_file,text{newline}".encode()))
-    assert read(path) == [("a.png", "नमस्ते", 2), ("b.png", f"भारत{newline}देश", 3), ("c.png", "पानी", 5)]
-    path.write_bytes(path.read_bytes() + f"missing.png,घर{newline}".encode())
-    with pytest.raises(rows.InvalidRowError, match=re.escape(f"{path}, line 6: image 'missing.png' not found")):
+    with pytest.raises(rows.InvalidRowError) as caught:
         rows.read_csv_rows(path)
+    assert caught.value.reason == "line_break" and str(caught.value) == (
+        f"{path}, line 3: text has a line break (U+000D at position 5); a row is "
+        "one text line: join its lines with a space, or give each line its own image and row")
+    assert read(path, skip_invalid=True) == [("a.png", "नमस्ते", 2), ("c.png", "पानी", 5)]
+    path.write_bytes(path.read_bytes() + f"missing.png,घर{newline}".encode())
+    with caplog.at_level(logging.WARNING, logger="hindi_ocr.rows"):
+        read(path, skip_invalid=True)
+    assert "skipped 2 invalid rows (1 line_break, 1 missing_image)" in caplog.text
+    assert "; line 6: image 'missing.png' not found" in caplog.text
 
 
 # --- image files --------------------------------------------------------------------------------------------------
@@ -317,6 +326,6 @@ def test_random_csv_and_image_bytes_give_rows_or_invalid_row_error(data, images,
                 assert error.reason in FILE_LEVEL or (error.reason == "not_utf8" and error.line == 1), error
             return
         for row in got:
-            assert row.text and row.text == row.text.strip() and not rows._control_character(row.text)
+            assert row.text and row.text == row.text.strip() and rows.text_problem(row.text) is None
             assert os.path.commonpath([row.image_path, str(folder)]) == str(folder)
             assert rows.check_image(row.image_path, check) is None

@@ -164,7 +164,8 @@ KA = "क".encode()
      "image path '../secret.png' points outside the image folder"),
     (b"image_file,text\n" + GOOD + b"line_1.png,caf\xe9\n", 3,
      "byte 0xE9 in column 'text' is not valid UTF-8; re-save the file as UTF-8"),
-    (b'image_file,text\nline_0.png,"two\nlines"\n,' + KA + b"\n", 4, "image file name is empty"),
+    (b'image_file,text\nline_0.png,"two\nlines"\n,' + KA + b"\n", 2, "text has a line break (U+000A at position 4)"),
+    (b"image_file,text\n" + GOOD + b"," + KA + b"\n", 3, "image file name is empty"),
     (b"\xff\xfei\x00m\x00", 1, "is UTF-16 encoded; re-save it as UTF-8"),
 ])
 def test_bad_csv_rows_name_file_and_line(tmp_path, body, line, message):
@@ -284,6 +285,42 @@ def test_swift_jsonl_and_bad_records(tmp_path):
     message = f"{array}, line 9: image {data / 'gone.png'} not found"
     with pytest.raises(rows.InvalidRowError, match=re.escape(message)):
         rows.read_swift_rows(array)
+
+
+def test_a_line_break_in_one_lines_text_is_a_bad_row_in_swift_json_and_hub_datasets(tmp_path, caplog):
+    """A response or a Hub dataset's text with a line break: on a page it would pass for the next line. Refused
+    naming the file and line (the split and row of a Hub dataset, streamed or not), skipped with skip_invalid."""
+    data = write_csv_dir(tmp_path / "data", WORDS[:3])
+    jsonl = data / "rows.jsonl"
+    records = [swift_row(WORDS[0], "output_images/line_0.png"), swift_row("भारत\nदेश", "output_images/line_1.png"),
+               swift_row(WORDS[2], "output_images/line_2.png")]
+    jsonl.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    breaks = ("text has a line break (U+000A at position 5); a row is one text line: join its lines with a space, "
+              "or give each line its own image and row")
+    with pytest.raises(rows.InvalidRowError, match=re.escape(f"{jsonl}, line 2: {breaks}")):
+        rows.read_swift_rows(jsonl)
+    assert [r.text for r in rows.read_swift_rows(jsonl, skip_invalid=True)] == [WORDS[0], WORDS[2]]
+
+    # a dataset loaded by name (here a local parquet folder; a Hub id goes the same way)
+    hub = tmp_path / "hub-dataset"
+    (hub / "data").mkdir(parents=True)
+    texts = [WORDS[0], "भारत\r\nदेश", WORDS[2], "पानी\u2028घर"]
+    datasets.Dataset.from_dict({"image": [{"bytes": png(WORDS[0]), "path": None}] * 4, "text": texts},
+                               features=datasets.Features({"image": datasets.Image(), "text": STRING})
+                               ).to_parquet(str(hub / "data" / "train-00000-of-00001.parquet"))
+    cache = str(tmp_path / "cache")
+    source = f"{hub} (train split)"
+    with pytest.raises(rows.InvalidRowError) as caught:
+        load_line_dataset(str(hub), cache_dir=cache)
+    assert str(caught.value) == f"{source}, row 2: " + breaks.replace("U+000A", "U+000D")
+    with caplog.at_level(logging.WARNING, logger="hindi_ocr.rows"):
+        kept = load_line_dataset(str(hub), cache_dir=cache, skip_invalid=True)["train"]
+    assert kept["text"] == [WORDS[0], WORDS[2]]
+    assert f"{source}: skipped 2 invalid rows (2 line_break); first: row 2: " in caplog.text
+    stream = load_line_dataset(str(hub), cache_dir=cache, streaming=True, skip_invalid=True)["train"]
+    assert [row["text"] for row in stream] == [WORDS[0], WORDS[2]]
+    with pytest.raises(rows.InvalidRowError, match=re.escape(f"{source}, row 2: text has a line break")):
+        list(load_line_dataset(str(hub), cache_dir=cache, streaming=True)["train"])
 
 
 # --- synthetic ------------------------------------------------------------------------------------------

@@ -170,6 +170,26 @@ def test_page_target_is_the_nfc_lines_joined_by_newlines(tmp_path):
     assert batch["pixel_values"].equal(want)
 
 
+def test_a_page_target_holds_as_many_lines_as_the_page(tmp_path):
+    """A line's own break (refused by the row checks; here a dataset built by hand) is a space in the page's target,
+    so the page's reference splits into its 2 lines and a perfect reading scores 0, instead of crashing."""
+    from hindi_ocr.modeling import check_got_ocr2, load_processor
+    from hindi_ocr.page_training import page_lines
+    from hindi_ocr.scoring import score
+
+    model = build_tiny_model(tmp_path / "tiny")
+    processor = load_processor(str(model), check_got_ocr2(str(model)))
+    builder = OcrExampleBuilder(processor, max_target_tokens=32, pages=PageLayout(256, 2))
+    face = devanagari_fonts("Hind-Regular")[0]
+    rows = [{"image": render_line("भारत देश", face), "text": "भारत\r\nदेश"},
+            {"image": render_line("नमस्ते", face), "text": "नमस्ते"}]
+    labels = builder([PageDataset(rows, 2)[0]])["labels"][0]
+    reference = processor.tokenizer.decode(labels[labels != IGNORE_INDEX], skip_special_tokens=True)
+    assert reference == "भारत देश\nनमस्ते"
+    predictions, references = page_lines(["भारत देश\nनमस्ते"], [reference])
+    assert references == ["भारत देश", "नमस्ते"] and score(predictions, references)["cer"] == 0
+
+
 def test_one_line_per_page_batch_is_unchanged(tmp_path):
     """Without pages the collator's batch is what it always was: no page fields."""
     from hindi_ocr.modeling import check_got_ocr2, load_processor
