@@ -50,7 +50,7 @@ def parse_args(argv=None):
                         "hindi_ocr.json; 1 reads each line alone, on a page at the training scale if it was "
                         "trained on pages)")
     p.add_argument("--batch_size", type=positive_int, default=8, help="images per generation (lines, or pages)")
-    p.add_argument("--max_new_tokens", type=positive_int, default=256, help="per line (a page: N times this)")
+    p.add_argument("--max_new_tokens", type=positive_int, default=256, help="per line (a page of N lines: N x (this + 1))")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--output", help="write predictions to FILE.jsonl, FILE.csv or FILE.parquet (one record per line: "
                    "image, prediction, reference when known, and the other per-line fields)")

@@ -53,6 +53,7 @@ def check_training_run(model_args, data_args, lora_args, training_args) -> None:
                                                         training_args.output_dir)
     if training_args.resume_from_checkpoint:
         check_resume_flags(training_args.resume_from_checkpoint, model_args, lora_args)
+        check_resume_format(training_args.resume_from_checkpoint, data_args)
     check_output_dir(training_args.output_dir, training_args.overwrite_output_dir,
                      training_args.resume_from_checkpoint)
     if Path(model_args.model_name_or_path).exists():  # a local folder: no network, so check it now
@@ -133,6 +134,25 @@ def check_resume_flags(checkpoint: str, model_args, lora_args) -> None:
     if base and base != model_args.model_name_or_path:
         logger.warning("--resume_from_checkpoint %s was trained on %s, --model_name_or_path is %s", checkpoint, base,
                        model_args.model_name_or_path)
+
+
+def check_resume_format(checkpoint: str, data_args) -> None:
+    """A run resumes with the input format it was trained with (its checkpoint's hindi_ocr.json): a page-trained run
+    resumed without --lines_per_page would go on as single lines without a word."""
+    from .inference import SETTINGS_FILE
+
+    path = Path(checkpoint) / SETTINGS_FILE
+    if not path.is_file():
+        logger.warning("--resume_from_checkpoint %s has no %s (a checkpoint of an older train.py): --lines_per_page "
+                       "and --line_layout cannot be checked against the run it continues", checkpoint, SETTINGS_FILE)
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    for flag, key, value, default in (("--lines_per_page", "lines_per_page", data_args.lines_per_page, 1),
+                                      ("--line_layout", "line_layout", data_args.line_layout, "squash")):
+        if saved.get(key, default) != value:
+            raise SystemExit(f"{flag} {value}, but --resume_from_checkpoint {checkpoint} was trained with {flag} "
+                             f"{saved.get(key, default)} ({SETTINGS_FILE}); resume with {flag} "
+                             f"{saved.get(key, default)}, or start a new run in another --output_dir")
 
 
 def check_output_dir(output_dir: str, overwrite: bool, resume_from: str | None) -> None:

@@ -119,6 +119,16 @@ def first_rows(split, n: int):
     return split.select(range(min(n, len(split))))
 
 
+def select_samples(datasets, data_args):
+    """Apply --max_{train,eval,test}_samples: the first N rows of each split (of a stream too), for quick runs."""
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_test_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in datasets:
+            datasets[split] = first_rows(datasets[split], limit)
+    return datasets
+
+
 def single_shard(stream: datasets.IterableDataset) -> datasets.IterableDataset:
     """The stream as one shard, for data-parallel training.
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from .examples import OcrExampleBuilder
-from .pages import one_line, settle_pages
+from .pages import one_line, page_budget, settle_pages
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 SETTINGS_FILE = "hindi_ocr.json"  # training-time choices that reading must repeat (line layout, lines per page)
@@ -80,8 +80,9 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     """Predictions for lines in order, one per line, decoding each batch's images only when it is its turn.
 
     With ``builder.pages`` the lines are read ``lines_per_page`` to a page, ``batch_size`` pages per generation
-    (each given ``lines_per_page`` x ``max_new_tokens`` new tokens); a page whose output has another number of
-    lines is read again one line per page (``stats["page_rereads"]`` counts them, ``stats["pages"]`` all pages).
+    (N lines given N x (``max_new_tokens`` + 1) new tokens, :func:`hindi_ocr.pages.page_budget`); a page whose
+    output has another number of lines is read again one line per page (``stats["page_rereads"]`` counts them,
+    ``stats["pages"]`` all pages).
     """
     if builder.pages is None:
         for start in range(0, len(lines), batch_size):
@@ -104,7 +105,9 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
     for start in range(0, len(lines), per_batch):
         batch = lines[start : start + per_batch]
         groups = [[open_line(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
-        budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens * max(map(len, groups))}
+        most = max(map(len, groups))
+        budget = {} if max_new_tokens is None else {
+            "max_new_tokens": max_new_tokens if most == 1 else page_budget(most, max_new_tokens)}
         outputs = read_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
         settled, rereads = settle_pages(outputs, groups, read_alone)
         stats["pages"] += len(groups)
@@ -127,17 +130,28 @@ def save_settings(output_dir: str, line_layout: str, lines_per_page: int = 1) ->
 
 
 def load_settings(source: str | None, revision: str | None = None, token: str | None = None) -> dict:
-    """Settings saved beside an adapter or model, locally or on the Hub; empty when there are none."""
+    """Settings saved beside an adapter or model, locally or on the Hub; empty when the model has none (a model not
+    trained here). A Hub that cannot be asked (offline, no connection, no access) stops the reading instead: guessing
+    "squash, one line per page" would read a page-trained model in the wrong format."""
     if not source:
         return {}
     path = Path(source) / SETTINGS_FILE
-    if not path.is_file():
-        if Path(source).is_dir():
-            return {}
-        from huggingface_hub import hf_hub_download
+    if path.is_file() or Path(source).is_dir():
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import RemoteEntryNotFoundError
 
-        try:
-            path = Path(hf_hub_download(source, SETTINGS_FILE, revision=revision, token=token))
-        except Exception:
+    try:
+        path = Path(hf_hub_download(source, SETTINGS_FILE, revision=revision, token=token))
+    except RemoteEntryNotFoundError:  # the repo answered: it has no such file
+        return {}
+    except Exception as error:  # noqa: BLE001 - offline, unreachable, no access: the same question left open
+        cached = try_to_load_from_cache(source, SETTINGS_FILE, revision=revision)
+        if isinstance(cached, str):
+            return json.loads(Path(cached).read_text(encoding="utf-8"))
+        if cached is not None:  # an earlier download found the repo without it
             return {}
+        raise SystemExit(f"{source}: could not read its {SETTINGS_FILE} (the line layout and lines per page it was "
+                         f"trained with) from the Hub ({type(error).__name__}: {error}); check the connection and "
+                         "the token (hf auth login, HF_TOKEN), or read from a local copy of the folder") from None
     return json.loads(path.read_text(encoding="utf-8"))

@@ -113,6 +113,12 @@ def split_page(text: str, count: int) -> list[str] | None:
     return lines if len(lines) == count else None
 
 
+def page_budget(lines: int, per_line: int) -> int:
+    """New tokens for a page of ``lines`` lines of up to ``per_line`` tokens each: each line's tokens and the newline
+    (or the end of turn) after it, the same in training and in infer.py, so a page of long lines is not cut short."""
+    return lines * (per_line + 1)
+
+
 def one_line(text: str) -> str:
     """A single line's reading as one line: line breaks a model writes for one line become spaces, so the whole
     output counts against that line's reference and infer.py prints one prediction per image."""
@@ -121,18 +127,20 @@ def one_line(text: str) -> str:
 
 def settle_pages(outputs: Sequence[str], groups: Sequence[Sequence], read_alone: Callable[[list], list[str]]
                  ) -> tuple[list[list[str]], int]:
-    """Each page's lines, one prediction per line; a page whose output has the wrong number of lines is read again
-    one line per page (``read_alone`` gets those lines' items), so no prediction is lost or shifted onto another
-    line's reference. Returns the lines and the number of pages read again."""
-    settled = [split_page(text, len(group)) for text, group in zip(outputs, groups)]
+    """Each page's lines, one prediction per line; a page of several lines whose output has another number of lines
+    is read again one line per page (``read_alone`` gets those lines' items), so no prediction is lost or shifted
+    onto another line's reference. A page of one line is not read again: it would be the same image; all of its
+    output is that line's. ``read_alone`` is called once, with no items when no page needs it (under collective
+    generation every process must take part in every round). Returns the lines and the number of pages read again."""
+    settled = [split_page(text, len(group)) or ([one_line(text)] if len(group) == 1 else None)
+               for text, group in zip(outputs, groups)]
     redo = [i for i, lines in enumerate(settled) if lines is None]
-    if redo:
-        alone = read_alone([item for i in redo for item in groups[i]])
-        start = 0
-        for i in redo:
-            # a lone line read as several lines: all of it counts against that line's reference
-            settled[i] = [one_line(text) for text in alone[start : start + len(groups[i])]]
-            start += len(groups[i])
+    alone = read_alone([item for i in redo for item in groups[i]])
+    start = 0
+    for i in redo:
+        # a lone line read as several lines: all of it counts against that line's reference
+        settled[i] = [one_line(text) for text in alone[start : start + len(groups[i])]]
+        start += len(groups[i])
     return settled, len(redo)
 
 

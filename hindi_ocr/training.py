@@ -24,7 +24,7 @@ from .inference import save_settings
 from .examples import IGNORE_INDEX, OcrExampleBuilder, prompt_length
 from .modeling import attach_lora, configure_generation, load_base_model, load_processor
 from .page_training import (
-    PageEpochs, SettingsInCheckpoints, batch_lines, page_layout, page_lines, settle_generated,
+    PageEpochs, batch_lines, page_layout, page_lines, settle_generated,
 )
 from .pages import as_pages
 from .scoring import score
@@ -91,8 +91,6 @@ class OcrTrainer(Seq2SeqTrainer):
         self.page_rereads = 0  # pages read again line by line in the current evaluation
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(PageEpochs(self.train_dataset))
-        if data_args is not None:
-            self.add_callback(SettingsInCheckpoints(data_args))
 
     def lines_seen(self) -> int:
         """Training lines seen in this session, all processes (a collective: every process must call it)."""
@@ -136,6 +134,13 @@ class OcrTrainer(Seq2SeqTrainer):
         # a frozen encoder runs without autograd even on batches the cache does not see (pages new each epoch)
         inputs = self._with_image_features(model, inputs, always=self.image_feature_cache is not None)
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        """The model and hindi_ocr.json (line layout, lines per page), in output_dir and in each checkpoint-N before
+        the Trainer uploads it: every copy is read as it was trained."""
+        super().save_model(output_dir, _internal_call)
+        if self.data_args is not None and self.args.should_save:
+            save_settings(output_dir or self.args.output_dir, self.data_args.line_layout, self.data_args.lines_per_page)
 
     def create_model_card(self, **kwargs):
         """Our card (hindi_ocr.card), not the Trainer's draft; Trainer.push_to_hub calls this before uploading."""
@@ -239,6 +244,7 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
                                  max_target_tokens=data_args.max_target_tokens, feature_cache=cache,
                                  pages=page_layout(processor, per_page), cache_varied_pages=not data_args.regroup_pages)
     train = datasets.get("train")
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     if any(isinstance(split, IterableDataset) for split in datasets.values()):  # --streaming
         # accelerate would otherwise read every batch of a stream on process 0, then concatenate and broadcast them:
         # that fails on batches of different widths and on their image keys. Each process reads its own part.
@@ -248,10 +254,8 @@ def build_trainer(model, processor, datasets, data_args: DataArguments, training
 
         if training_args.world_size > 1:  # every process the same steps, each line once per pass (data.single_shard)
             train = single_shard(train)
-        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
         train = train.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
     else:  # pages (N > 1): shuffled into new groups each epoch; one line per image: unchanged
-        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
         train = as_pages(train, per_page, train=True, seed=seed, regroup=data_args.regroup_pages)
     return OcrTrainer(
         model=model,
@@ -275,7 +279,7 @@ def load_datasets(data_args: DataArguments):
     data-parallel evaluation has to know where a split ends to count each line once; the training stream is split
     between the processes by accelerate (see build_trainer).
     """
-    from .data import in_memory, load_line_dataset
+    from .data import in_memory, load_line_dataset, select_samples
     from .rows import InvalidRowError
 
     try:
@@ -295,18 +299,6 @@ def load_datasets(data_args: DataArguments):
     return datasets
 
 
-def select_samples(datasets, data_args: DataArguments):
-    """Apply --max_{train,eval,test}_samples: the first N rows of each split (of a stream too), for quick runs."""
-    from .data import first_rows
-
-    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_test_samples}
-    for split, limit in limits.items():
-        if limit is not None and split in datasets:
-            datasets[split] = first_rows(datasets[split], limit)
-    return datasets
-
-
 def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments) -> dict:
     """Train (or resume), then write the adapter/model, processor, reading settings and metrics to output_dir."""
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -317,9 +309,7 @@ def train_and_save(trainer: OcrTrainer, training_args, data_args: DataArguments)
     result.metrics["train_lines_seen"] = lines
     if result.metrics.get("train_runtime"):
         result.metrics["train_lines_per_second"] = round(lines / result.metrics["train_runtime"], 3)
-    trainer.save_model(_internal_call=True)  # no push yet: hindi_ocr.hub.publish_run pushes once tested
-    if trainer.is_world_process_zero():
-        save_settings(training_args.output_dir, data_args.line_layout, data_args.lines_per_page)
+    trainer.save_model(_internal_call=True)  # with hindi_ocr.json; no push yet: hub.publish_run pushes once tested
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()

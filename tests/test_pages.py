@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -233,6 +234,10 @@ def test_settle_pages_rereads_only_the_pages_with_the_wrong_line_count():
     settled, rereads = settle_pages(outputs, groups, read_alone)
     assert rereads == 1 and asked == ["c", "d", "e"]
     assert settled == [["A", "B"], ["C", "D1 D2", "E"], ["F"]]  # a lone line read as two: all of it is its own
+    # a page of one line read as two lines is not read again (it would be the same image): all of it is its own
+    asked.clear()
+    assert settle_pages(["A\nB", "F1\nF2"], [["a", "b"], ["f"]], read_alone) == ([["A", "B"], ["F1 F2"]], 0)
+    assert asked == []
 
 
 def newline_free_model(path: Path) -> Path:
@@ -246,6 +251,96 @@ def newline_free_model(path: Path) -> Path:
     config.suppress_tokens, config.min_new_tokens = newline, 3
     config.save_pretrained(path)
     return path
+
+
+def test_generation_budgets_of_pages_and_of_lines_read_again(tmp_path):
+    """infer.py gives a page of N lines N x (max + 1) new tokens, as training does (N lines and their newlines or
+    end); a line read again gets one line's budget, in infer.py and in training's evaluation."""
+    from hindi_ocr.inference import Line, read_lines
+    from hindi_ocr.page_training import settle_generated
+    from hindi_ocr.tiny import load_tiny
+
+    model, processor = load_tiny(newline_free_model(tmp_path / "tiny"))
+    budgets, generate = [], model.generate
+
+    def recording(*args, **kwargs):  # the real generation, its budget noted
+        budgets.append((kwargs.get("max_new_tokens"), len(kwargs["input_ids"])))
+        return generate(*args, **kwargs)
+
+    model.generate = recording
+    builder = OcrExampleBuilder(processor, max_target_tokens=4, pages=PageLayout(256, 2))
+    data = write_line_folder(tmp_path / "data", LINES[:3])
+    lines = [Line(str(data / "output_images" / f"{i}.png")) for i in range(3)]
+    assert len(list(read_lines(model, builder, lines, lines_per_page=2, max_new_tokens=4))) == 3
+    assert budgets == [(2 * (4 + 1), 2), (4, 2)]  # pages [0, 1] and [2]; page [0, 1] (no newline) read again
+
+    budgets.clear()
+    tokenizer = processor.tokenizer
+    rows = [tokenizer(text)["input_ids"] + [builder.end_of_turn_id] for text in ("क", "क\nख")]
+    generated = torch.tensor([rows[0] + [builder.pad_token_id] * (len(rows[1]) - len(rows[0])), rows[1]])
+    images = [[Image.open(line.image) for line in lines[:2]], [Image.open(lines[2].image)]]
+    ids, rereads = settle_generated(model, builder, tokenizer, generated, images, {"max_new_tokens": 10})
+    assert rereads == 1 and budgets == [(4 + 1, 2)]  # the page of 2 read again, one line's budget per line
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True)[1] == "क ख"  # the lone line: not read again
+
+
+REREAD_ON_ONE_RANK = """
+import sys
+import torch
+import torch.distributed as dist
+from PIL import Image
+from hindi_ocr.examples import OcrExampleBuilder
+from hindi_ocr.page_training import settle_generated
+from hindi_ocr.pages import PageLayout
+from hindi_ocr.tiny import load_tiny
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+model, processor = load_tiny(sys.argv[1])
+builder, tokenizer = OcrExampleBuilder(processor, max_target_tokens=4, pages=PageLayout(256, 2)), processor.tokenizer
+page = [Image.open(path) for path in sys.argv[2:4]]
+text = "क" if rank == 0 else "क\\nख"  # rank 0's page of 2 came out as 1 line: read again; rank 1's is right
+generated = torch.tensor([tokenizer(text)["input_ids"] + [builder.end_of_turn_id]])
+ids, rereads = settle_generated(model, builder, tokenizer, generated, [page], {"max_new_tokens": 10,
+                                                                              "synced_gpus": True})
+dist.barrier()
+print(f"rank {rank}: {rereads} pages read again, {tokenizer.decode(ids[0], skip_special_tokens=True)!r}")
+dist.destroy_process_group()
+"""
+
+
+def test_a_page_read_again_on_one_of_two_processes_with_collective_generation_finishes(tmp_path):
+    """Under DeepSpeed ZeRO-3 / FSDP generation is collective (synced_gpus): a process with no page to read again
+    must still take part in the re-read round, or the one that has one waits for it forever. Two gloo processes,
+    synced_gpus forced, a page read again on rank 0 only: both finish (a hang fails at the timeout)."""
+    import socket
+    import time
+
+    model = newline_free_model(tmp_path / "tiny")
+    data = write_line_folder(tmp_path / "data", LINES[:2])
+    script = tmp_path / "reread.py"
+    script.write_text(REREAD_ON_ONE_RANK, encoding="utf-8")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    images = [str(data / "output_images" / f"{i}.png") for i in range(2)]
+    ranks = [subprocess.Popen([sys.executable, str(script), str(model), *images], cwd=tmp_path,
+                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    deadline, outputs = time.monotonic() + 200, []
+    try:
+        for proc in ranks:
+            outputs.append(proc.communicate(timeout=max(1.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        for proc in ranks:
+            proc.kill()
+            proc.communicate()
+        pytest.fail("the two processes hung in the page re-read (a collective generate run by one process only)")
+    assert [proc.returncode for proc in ranks] == [0, 0], "\n".join(err[-2000:] for _, err in outputs)
+    assert "rank 0: 1 pages read again" in outputs[0][0]
+    assert "rank 1: 0 pages read again, 'क\\nख'" in outputs[1][0]
 
 
 def test_pages_with_the_wrong_line_count_are_read_again_line_by_line(tmp_path, capsys):
@@ -294,40 +389,75 @@ def run(args, env=None):
     return done
 
 
+MORE_LINES = ["हिंदी भाषा", "मेरा नाम राम", "सुबह की चाय", "नदी बहती है", "आज मौसम अच्छा है", "बच्चे खेलते हैं",
+              "रेल चलती है", "फूल सुंदर है", "दूध ताज़ा है"]
+
+
 def test_train_checkpoint_infer_push_with_pages(tmp_path, local_hub):
-    """End to end with --lines_per_page 2: the page eval counts its re-reads, checkpoints and the pushed adapter
-    carry the setting, infer.py reads the pushed adapter in pages, and the card explains pages."""
+    """End to end with --lines_per_page 2 on 8 training lines (pages of 2 lines are trained on): the page eval counts
+    its re-reads, checkpoints (the pushed last-checkpoint/ too) and the pushed adapter carry the setting, infer.py
+    reads the pushed adapter in pages, and the card explains pages."""
     repo = "test-user/tiny-pages"
     model = newline_free_model(tmp_path / "tiny")
-    data = write_line_folder(tmp_path / "data", LINES + ["हिंदी भाषा", "मेरा नाम राम", "सुबह की चाय"])
+    data = write_line_folder(tmp_path / "data", LINES + MORE_LINES)  # 14 lines: 8 train, 3 validation, 3 test
     out = tmp_path / "out"
     run(["train.py", "--model_name_or_path", str(model), "--data_dir", str(data), "--output_dir", str(out),
          "--lines_per_page", "2", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
-         "--max_target_tokens", "4", "--dataset_options", "validation_ratio=0.375,test_ratio=0.375",
+         "--max_target_tokens", "4", "--dataset_options", "validation_ratio=0.2143,test_ratio=0.2143",
          "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--logging_steps", "1",
-         "--push_to_hub", "--hub_model_id", repo])
+         "--push_to_hub", "--hub_model_id", repo, "--hub_strategy", "checkpoint"])
     settings = {"line_layout": "squash", "lines_per_page": 2}
     assert json.loads((out / "hindi_ocr.json").read_text()) == settings
     assert json.loads((out / "checkpoint-2" / "hindi_ocr.json").read_text()) == settings
     train_results = json.loads((out / "train_results.json").read_text())
-    # 2 training lines -> 2 pages per epoch (one page per 2 lines plus one for short pages), 2 pages per step
-    assert train_results["train_lines_seen"] == 4 and train_results["train_lines_per_second"] > 0
+    # 8 training lines -> 5 pages per epoch (one page per 2 lines plus one for short pages), 2 pages per step:
+    # 4 pages trained held more than 4 lines, so some training page held 2
+    assert train_results["train_lines_seen"] > 4 and train_results["train_lines_per_second"] > 0
     test = json.loads((out / "test_results.json").read_text())
     # 3 test lines: a page of 2 (newline suppressed: read again) and a page of 1 (one line, as it should be)
     assert test["test_page_rereads"] == 1
     state = json.loads((out / "trainer_state.json").read_text())
-    assert [r["lines_seen"] for r in state["log_history"] if "loss" in r] == [2, 4]
+    seen = [r["lines_seen"] for r in state["log_history"] if "loss" in r]
+    assert seen[-1] == train_results["train_lines_seen"] and 2 <= seen[0] <= 4 and seen[1] - seen[0] >= 2
     assert [r["eval_page_rereads"] for r in state["log_history"] if "eval_cer" in r] == [1]
 
     files = local_hub.repo_files(repo)
     assert json.loads(files["hindi_ocr.json"]) == settings
+    assert json.loads(files["last-checkpoint/hindi_ocr.json"]) == settings
     card = ModelCard.load(out / "README.md")
     assert "`--lines_per_page 2`" in card.text and "| line layout | pages of 2 lines" in card.text
 
     done = run(["infer.py", "--adapter", repo, "--max_new_tokens", "4", "--data_dir", str(data)])
     ckpt = run(["infer.py", "--adapter", str(out / "checkpoint-2"), "--max_new_tokens", "4", "--data_dir", str(data)])
-    assert "8 lines read in 4 pages; 4 pages read again" in done.stderr
-    assert done.stdout == ckpt.stdout and len(done.stdout.splitlines()) == 9
+    assert "14 lines read in 7 pages; 7 pages read again" in done.stderr
+    assert done.stdout == ckpt.stdout and len(done.stdout.splitlines()) == 15
+
+
+def test_reading_settings_on_the_hub_are_read_or_refused_never_guessed(tmp_path, local_hub, monkeypatch):
+    """A model repo without hindi_ocr.json reads as squash, one line per page; a Hub that cannot be asked (no access,
+    no connection, offline and not cached) stops the reading, instead of reading a page-trained model as lines."""
+    from huggingface_hub import HfApi, constants
+    from hindi_ocr.inference import load_settings, save_settings
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    save_settings(str(tmp_path / "paged"), "squash", 8)
+    for repo, private in (("test-user/paged", True), ("test-user/plain", False), ("test-user/far", False)):
+        api.create_repo(repo, private=private)
+        api.upload_folder(repo_id=repo, folder_path=tmp_path / "paged", allow_patterns=[] if repo.endswith("plain")
+                          else ["*.json"])
+    with pytest.raises(SystemExit, match=r"^test-user/paged: could not read its hindi_ocr.json \(the line layout and "
+                                         r"lines per page it was trained with\) from the Hub \(RepositoryNotFound"):
+        load_settings("test-user/paged", token=False)  # private, read without a token
+    assert load_settings("test-user/paged", token=local_hub.token) == {"line_layout": "squash", "lines_per_page": 8}
+    assert load_settings("test-user/plain") == {}  # the Hub answered: no such file
+    local_hub.fail_next(r"hindi_ocr\.json", status=0, times=None)  # the connection drops
+    with pytest.raises(SystemExit, match=r"^test-user/far: could not read its hindi_ocr.json"):
+        load_settings("test-user/far")
+    local_hub.clear_failures()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert load_settings("test-user/plain") == {}  # known from the earlier answer
+    with pytest.raises(SystemExit, match=r"^test-user/far: could not read its hindi_ocr.json"):
+        load_settings("test-user/far")
 
 
 def test_page_flags_that_cannot_work_are_refused_before_loading(tmp_path):

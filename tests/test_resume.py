@@ -2,8 +2,10 @@
 never stopped, whether --resume_from_checkpoint names the folder or says true; half-written checkpoints are skipped
 (true) or refused (named) with a message."""
 
+import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -176,3 +178,47 @@ def test_incomplete_checkpoints_are_told_apart_and_named(setup, tmp_path):
         resume_point("true", str(run))
     with pytest.raises(SystemExit, match=f"^--resume_from_checkpoint {tmp_path / 'nowhere'}: no such folder"):
         resume_point(str(tmp_path / "nowhere"), str(run))
+
+
+def test_resuming_with_another_page_format_is_refused_naming_both_values(setup, tmp_path):
+    """A run keeps its input format: a page-trained checkpoint resumed without --lines_per_page (the next Kaggle
+    session's command with the flag left out) would otherwise go on as single lines without a word."""
+    model, data, reference = setup
+    assert json.loads((reference / "checkpoint-2" / "hindi_ocr.json").read_text()) == {
+        "line_layout": "squash", "lines_per_page": 1}
+    checkpoint = str(reference / "checkpoint-2")
+    with pytest.raises(SystemExit) as caught:
+        train.main(flags(model, data, tmp_path / "a", "--resume_from_checkpoint", checkpoint, "--lines_per_page", "2"))
+    assert str(caught.value) == (
+        f"--lines_per_page 2, but --resume_from_checkpoint {checkpoint} was trained with --lines_per_page 1 "
+        "(hindi_ocr.json); resume with --lines_per_page 1, or start a new run in another --output_dir")
+
+    paged = tmp_path / "paged" / "checkpoint-2"
+    shutil.copytree(reference / "checkpoint-2", paged)
+    (paged / "hindi_ocr.json").write_text(json.dumps({"line_layout": "squash", "lines_per_page": 8}))
+    with pytest.raises(SystemExit, match=re.escape(f"--lines_per_page 1, but --resume_from_checkpoint {paged} was "
+                                                   "trained with --lines_per_page 8 (hindi_ocr.json)")):
+        train.main(flags(model, data, tmp_path / "paged", "--resume_from_checkpoint", "true"))
+    (paged / "hindi_ocr.json").write_text(json.dumps({"line_layout": "letterbox", "lines_per_page": 1}))
+    with pytest.raises(SystemExit, match=re.escape(f"--line_layout squash, but --resume_from_checkpoint {paged} was "
+                                                   "trained with --line_layout letterbox")):
+        train.main(flags(model, data, tmp_path / "paged", "--resume_from_checkpoint", "true"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_each_checkpoint_holds_its_reading_settings_before_the_trainer_uploads_it(setup, tmp_path):
+    """The Trainer uploads a checkpoint (--push_to_hub) at the end of its save, before any on_save callback runs:
+    hindi_ocr.json must already be in the folder by then, or last-checkpoint/ on the Hub lacks it."""
+    from hindi_ocr.arguments import parse_args
+    from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
+
+    model, data, _ = setup
+    out = tmp_path / "out"
+    model_args, data_args, lora_args, training_args = parse_args(
+        flags(model, data, out, "--lines_per_page", "2", "--save_only_model", "true"))
+    trainer_model, processor = build_model_and_processor(model_args, lora_args, training_args, max_new_tokens=8)
+    trainer = build_trainer(trainer_model, processor, load_datasets(data_args), data_args, training_args)
+    trainer.state.global_step = 3
+    trainer._save_checkpoint(trainer.model, None)  # what the Trainer runs at a save step, push included
+    assert json.loads((out / "checkpoint-3" / "hindi_ocr.json").read_text()) == {
+        "line_layout": "squash", "lines_per_page": 2}
