@@ -52,21 +52,31 @@ def publish_run(trainer) -> None:
 
 
 def push_run(trainer, commit_message: str = "End of training") -> None:
-    """The final Trainer.push_to_hub (card included), retried on transient errors; a failure keeps output_dir."""
+    """The final push: the model saved once by every process (a collective under FSDP / ZeRO-3, so it is never
+    repeated on one process alone), then our card and the upload of output_dir from process 0, the upload alone
+    retried on transient errors (what Trainer.push_to_hub does, split so); a failure keeps output_dir."""
+    from huggingface_hub import HfApi
     from transformers.trainer_utils import get_last_checkpoint
 
     args = trainer.args
+    trainer.callback_handler.on_push_begin(args, trainer.state, trainer.control)
+    trainer.save_model(_internal_call=True)
     if not trainer.is_world_process_zero():
-        # Other processes take part in the save inside push_to_hub (FSDP / ZeRO-3 gather the weights), then return
-        # without uploading: no retries and no "pushed" line from them.
-        trainer.push_to_hub(commit_message=commit_message)
         return
+    trainer.create_model_card()
+    trainer._finish_current_push()  # a checkpoint upload still under way goes first
     repo_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id
     last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     rerun = (f", or rerun train.py with the same flags plus --resume_from_checkpoint {shlex.quote(last)} "
              "(a run that reached max_steps is not trained again: it saves, evaluates and pushes)" if last else "")
-    push_with_retries(lambda: trainer.push_to_hub(commit_message=commit_message), repo_id, args.output_dir,
-                      what="the model, processor, card and metrics", revision=args.hub_revision, rerun=rerun)
+
+    def upload():
+        HfApi(token=args.hub_token).upload_folder(
+            repo_id=repo_id, folder_path=args.output_dir, commit_message=commit_message, revision=args.hub_revision,
+            ignore_patterns=list(TRAINER_PUSH_IGNORE))
+
+    push_with_retries(upload, repo_id, args.output_dir, what="the model, processor, card and metrics",
+                      revision=args.hub_revision, rerun=rerun)
 
 
 def push_folder(folder: str, repo_id: str, token: str | None = None, private: bool | None = None,

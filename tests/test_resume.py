@@ -222,3 +222,26 @@ def test_each_checkpoint_holds_its_reading_settings_before_the_trainer_uploads_i
     trainer._save_checkpoint(trainer.model, None)  # what the Trainer runs at a save step, push included
     assert json.loads((out / "checkpoint-3" / "hindi_ocr.json").read_text()) == {
         "line_layout": "squash", "lines_per_page": 2}
+
+
+def test_a_failed_final_push_retries_the_upload_not_the_save(setup, tmp_path, local_hub, monkeypatch):
+    """Under FSDP / ZeRO-3 saving the model is collective: a transient Hub error on the final push must be retried by
+    uploading again, not by saving again on process 0 alone (the others would not join: a hang)."""
+    from hindi_ocr import hub
+    from hindi_ocr.arguments import parse_args
+    from hindi_ocr.training import build_model_and_processor, build_trainer, load_datasets
+
+    model, data, _ = setup
+    out, repo = tmp_path / "out", "test-user/tiny-retry-upload"
+    model_args, data_args, lora_args, training_args = parse_args(
+        flags(model, data, out, "--push_to_hub", "--hub_model_id", repo))
+    trainer_model, processor = build_model_and_processor(model_args, lora_args, training_args, max_new_tokens=8)
+    trainer = build_trainer(trainer_model, processor, load_datasets(data_args), data_args, training_args)
+    saves, save_model = [], trainer.save_model
+    monkeypatch.setattr(trainer, "save_model", lambda *a, **k: saves.append(1) or save_model(*a, **k))
+    monkeypatch.setattr(hub, "RETRY_WAITS", (0, 0))
+    failure = local_hub.fail_next(rf"/{repo}/commit/", status=503, times=1)
+    hub.push_run(trainer)
+    assert failure.hits == 1 and len(saves) == 1  # one save, two uploads
+    assert local_hub.repo_files(repo)[ADAPTER] == (out / ADAPTER).read_bytes()
+    assert json.loads(local_hub.repo_files(repo)["hindi_ocr.json"]) == {"line_layout": "squash", "lines_per_page": 1}
