@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,52 @@ def test_a_failed_final_push_retries_the_upload_not_the_save(setup, tmp_path, lo
     assert failure.hits == 1 and len(saves) == 1  # one save, two uploads
     assert local_hub.repo_files(repo)[ADAPTER] == (out / ADAPTER).read_bytes()
     assert json.loads(local_hub.repo_files(repo)["hindi_ocr.json"]) == {"line_layout": "squash", "lines_per_page": 1}
+
+
+def test_hub_resume_reads_one_commit_while_the_next_checkpoint_lands(setup, tmp_path, local_hub):
+    """--resume_from_checkpoint hub reads trainer_state.json, then the checkpoint's files: a push landing between the
+    two reads (session 1 still running) must not give a checkpoint-2 holding step 4's files."""
+    import threading
+
+    from huggingface_hub import HfApi
+    from hindi_ocr.hub_resume import fetch_last_checkpoint
+
+    _, _, reference = setup
+    api, repo = HfApi(endpoint=local_hub.endpoint, token=local_hub.token), "test-user/racing-checkpoints"
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=reference / "checkpoint-2", path_in_repo="last-checkpoint")
+    state_read = local_hub.fail_next(r"last-checkpoint/trainer_state\.json", status=None, times=None)
+    local_hub.fail_next(rf"/api/models/{repo}/revision/", status=None, delay=6, times=None)  # the file listing
+
+    def next_checkpoint():  # session 1 pushes step 4 right after the state file was read
+        while not state_read.hits:
+            time.sleep(0.05)
+        api.upload_folder(repo_id=repo, folder_path=reference / "checkpoint-4", path_in_repo="last-checkpoint")
+
+    pusher = threading.Thread(target=next_checkpoint)
+    pusher.start()
+    try:
+        fetched = Path(fetch_last_checkpoint(repo, str(tmp_path / "out")))
+    finally:
+        pusher.join(timeout=60)
+        local_hub.clear_failures()
+    assert fetched.name == "checkpoint-2"
+    assert json.loads((fetched / "trainer_state.json").read_text())["global_step"] == 2
+    assert (fetched / ADAPTER).read_bytes() == (reference / "checkpoint-2" / ADAPTER).read_bytes()
+    assert local_hub.repo_files(repo)["last-checkpoint/trainer_state.json"] == (
+        reference / "checkpoint-4" / "trainer_state.json").read_bytes()  # the push did land
+
+
+def test_hub_resume_refuses_a_step_that_is_not_a_number(tmp_path, local_hub):
+    from huggingface_hub import HfApi
+    from hindi_ocr.hub_resume import fetch_last_checkpoint
+
+    api, repo = HfApi(endpoint=local_hub.endpoint, token=local_hub.token), "test-user/odd-state"
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=b'{"global_step": "2/../../x"}', path_in_repo="last-checkpoint/trainer_state.json",
+                    repo_id=repo)
+    with pytest.raises(SystemExit, match=re.escape(
+            f"--resume_from_checkpoint hub: last-checkpoint/trainer_state.json in {repo} has global_step '2/../../x', "
+            "not a step number; it was not written by the Trainer")):
+        fetch_last_checkpoint(repo, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
