@@ -4,7 +4,8 @@ A NaN or inf loss never heals: the optimizer writes it into the weights, and the
 ``loss 0.0`` (the Trainer's ``logging_nan_inf_filter`` replaces non-finite losses by the running mean, which is 0
 right after a log) and ``grad_norm nan``. :class:`NonFiniteGuard` reads the values the Trainer already brings to
 the host to log them, so it adds no device sync per step; it makes every checkpoint save follow a log, so no save
-escapes the check; and before a save it checks the trainable weights once (a host copy of them follows anyway).
+escapes the check; and before a save (with ``--save_strategy best``, before each evaluation) it checks the trainable
+weights once (a host copy of them follows anyway), each process its own shard under ZeRO-3 / FSDP.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class NonFiniteGuard(TrainerCallback):
             return self._halt(control)
         if control.should_save or control.should_evaluate:
             control.should_log = True  # the log runs before the save in the same step: the check comes first
-        if control.should_save and model is not None:
+        # --save_strategy best decides to save only after an evaluation: the weights are checked before each one
+        saving = control.should_save or (control.should_evaluate and args.save_strategy == "best")
+        if saving and model is not None:
             self.bad_weight = nonfinite_weights(model)  # judged in on_log, where this step's loss is known
         return control
 
@@ -122,7 +125,7 @@ def nonfinite_weights(model) -> str | None:
     """
     import torch.distributed as dist
 
-    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    named = [(name, local_shard(p)) for name, p in model.named_parameters() if p.requires_grad]
     if not named:
         return None
     device = named[0][1].device
@@ -134,6 +137,16 @@ def nonfinite_weights(model) -> str | None:
     if bool(finite.all()):
         return None
     return named[int((~finite).nonzero()[0])][0]
+
+
+def local_shard(param: torch.Tensor) -> torch.Tensor:
+    """The values of ``param`` this process holds. Under DeepSpeed ZeRO-3 a parameter outside a forward pass is an
+    empty placeholder and the process's partition is ``ds_tensor``; under FSDP2 it is a DTensor whose local part is
+    ``to_local()``. Each process checks its part; :func:`nonfinite_weights` reduces the verdicts, so all of a weight
+    is seen. (ZeRO-3 has not been run here: no GPU. A placeholder without ``ds_tensor`` would pass unseen.)"""
+    if getattr(param, "ds_tensor", None) is not None:
+        return param.ds_tensor
+    return param.to_local() if hasattr(param, "to_local") else param
 
 
 def sixteen_bit_flags(training_args, dtype: str) -> list[str]:

@@ -142,6 +142,12 @@ class OcrTrainer(Seq2SeqTrainer):
         if self.data_args is not None and self.args.should_save:
             save_settings(output_dir or self.args.output_dir, self.data_args.line_layout, self.data_args.lines_per_page)
 
+    def _save_checkpoint(self, model, trial):
+        """No checkpoint once the non-finite guard has stopped the run: with --save_strategy best the Trainer decides
+        to save after the evaluation whose non-finite loss stopped it."""
+        if not any(isinstance(c, NonFiniteGuard) and c.message for c in self.callback_handler.callbacks):
+            super()._save_checkpoint(model, trial)
+
     def create_model_card(self, **kwargs):
         """Our card (hindi_ocr.card), not the Trainer's draft; Trainer.push_to_hub calls this before uploading."""
         if self.is_world_process_zero():

@@ -140,3 +140,52 @@ def test_fp16_overflow_steps_are_tolerated_three_logs_in_a_row(tmp_path):
                 [(nan, nan), (nan, nan), (nan, nan)]) == 3
     # Without a loss scaler nothing skips an update: the first non-finite value stops the run.
     assert feed(NonFiniteGuard(str(tmp_path), 2e-5), [(2.5, 1.0), (2.5, inf)]) == 2
+
+
+def test_a_save_that_only_the_best_evaluation_triggers_follows_the_guard(base, tmp_path):
+    """--save_strategy best: the Trainer decides to save after an evaluation, past the guard's pre-save check. An
+    absurd learning rate gives a finite loss at step 1 and a NaN validation loss right after: the run stops there and
+    the evaluation that stopped it does not get saved as the best checkpoint."""
+    model, _, data = base
+    out = tmp_path / "best"
+    done = train_cli(*flags(model, data, out, "--learning_rate", "1e20", "--max_steps", "3", "--eval_strategy",
+                            "steps", "--eval_steps", "1", "--save_strategy", "best", "--logging_steps", "5",
+                            "--dataset_options", "validation_ratio=0.25,test_ratio=0"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.rstrip().splitlines()[-1].startswith(
+        "Training stopped at step 1: the validation loss is nan. No checkpoint had been saved yet; nothing from step 1 "
+        "on was saved or pushed.")
+    assert not out.exists() or not list(out.glob("checkpoint-*"))
+
+
+def test_with_save_strategy_best_the_weights_are_checked_before_each_evaluation(tmp_path):
+    """The guard checks the weights before a save; with --save_strategy best any evaluation may end in one."""
+    from transformers import Seq2SeqTrainingArguments, TrainerControl, TrainerState
+
+    from hindi_ocr.guard import NonFiniteGuard
+
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.bias[1] = float("nan")
+    guard = NonFiniteGuard(str(tmp_path), 1e-3)
+    args = Seq2SeqTrainingArguments(str(tmp_path), eval_strategy="steps", save_strategy="best",
+                                    metric_for_best_model="loss", report_to=[])
+    guard.on_step_end(args, TrainerState(), TrainerControl(should_evaluate=True), model=model)
+    assert guard.bad_weight == "bias"
+    control = guard.on_log(args, TrainerState(global_step=1), TrainerControl(should_evaluate=True), logs={"loss": 1.0})
+    assert control.should_training_stop and not control.should_evaluate and not control.should_save
+    assert guard.message.startswith("Training stopped at step 1: the trainable weight bias is not finite")
+
+
+def test_the_weight_check_reads_each_processs_shard():
+    """Under DeepSpeed ZeRO-3 a parameter outside a forward pass is an empty placeholder and this process's part of
+    it is ``ds_tensor`` (DeepSpeed is not installed here: a parameter laid out the same way stands in for one)."""
+    from hindi_ocr.guard import nonfinite_weights
+
+    model = torch.nn.Linear(2, 2)
+    placeholder = model.weight
+    placeholder.data = torch.empty(0)
+    placeholder.ds_tensor = torch.tensor([1.0, float("nan")])
+    assert nonfinite_weights(model) == "weight"
+    placeholder.ds_tensor = torch.tensor([1.0, 2.0])
+    assert nonfinite_weights(model) is None
