@@ -32,12 +32,15 @@ def _is_this_builder(dataset_name: str) -> bool:
 
 def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str | None = None,
                       data_dir: str | None = None, cache_dir: str | None = None, streaming: bool = False,
-                      **config_kwargs) -> datasets.DatasetDict | datasets.IterableDatasetDict:
+                      check_texts: bool = False, **config_kwargs
+                      ) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """Splits with ``image``, ``text`` and ``image_file``.
 
     ``config_name`` defaults to ``csv`` when ``data_dir``/``data_files`` is given, else ``synthetic``;
     ``config_kwargs`` are that config's options (see dataset_builder/README.md). Anything else is passed to
     ``datasets.load_dataset`` (Hub ids, parquet folders...). ``streaming``: ``IterableDataset`` splits.
+    ``check_texts`` (training): such a dataset's texts get the builder's text checks (:func:`checked_texts`), and
+    ``skip_invalid`` skips the rows that fail them; reading takes any text as a reference.
     """
     if _is_this_builder(dataset_name):
         HindiLineOCR = builder_class()
@@ -52,13 +55,13 @@ def load_line_dataset(dataset_name: str = "./dataset_builder", config_name: str 
     skip_invalid = bool(config_kwargs.pop("skip_invalid", False))
     splits = datasets.load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir,
                                    streaming=streaming, **config_kwargs)
-    if isinstance(splits, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+    if check_texts and isinstance(splits, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         for name in list(splits):
-            splits[name] = check_texts(splits[name], f"{dataset_name} ({name} split)", skip_invalid)
+            splits[name] = checked_texts(splits[name], f"{dataset_name} ({name} split)", skip_invalid)
     return splits
 
 
-def check_texts(split, source: str, skip_invalid: bool = False):
+def checked_texts(split, source: str, skip_invalid: bool = False):
     """A dataset the builder did not read (a Hub dataset) held to the builder's text rules
     (:func:`hindi_ocr.text.text_problem`): a bad row stops the run naming its row, or is skipped with
     ``skip_invalid`` (counted in the log). A stream's rows are checked as they are read."""

@@ -290,7 +290,7 @@ def load_datasets(data_args: DataArguments):
 
     try:
         datasets = load_line_dataset(data_args.dataset_name, data_args.dataset_config_name,
-                                     data_dir=data_args.data_dir, streaming=data_args.streaming,
+                                     data_dir=data_args.data_dir, streaming=data_args.streaming, check_texts=True,
                                      **parse_options(data_args.dataset_options))
         datasets = select_samples(datasets, data_args)
         if data_args.streaming and max(int(os.environ.get(name) or 1) for name in WORLD_SIZE_VARIABLES) > 1:

@@ -311,16 +311,25 @@ def test_a_line_break_in_one_lines_text_is_a_bad_row_in_swift_json_and_hub_datas
     cache = str(tmp_path / "cache")
     source = f"{hub} (train split)"
     with pytest.raises(rows.InvalidRowError) as caught:
-        load_line_dataset(str(hub), cache_dir=cache)
+        load_line_dataset(str(hub), cache_dir=cache, check_texts=True)
     assert str(caught.value) == f"{source}, row 2: " + breaks.replace("U+000A", "U+000D")
     with caplog.at_level(logging.WARNING, logger="hindi_ocr.rows"):
-        kept = load_line_dataset(str(hub), cache_dir=cache, skip_invalid=True)["train"]
+        kept = load_line_dataset(str(hub), cache_dir=cache, check_texts=True, skip_invalid=True)["train"]
     assert kept["text"] == [WORDS[0], WORDS[2]]
     assert f"{source}: skipped 2 invalid rows (2 line_break); first: row 2: " in caplog.text
-    stream = load_line_dataset(str(hub), cache_dir=cache, streaming=True, skip_invalid=True)["train"]
+    stream = load_line_dataset(str(hub), cache_dir=cache, check_texts=True, streaming=True,
+                               skip_invalid=True)["train"]
     assert [row["text"] for row in stream] == [WORDS[0], WORDS[2]]
     with pytest.raises(rows.InvalidRowError, match=re.escape(f"{source}, row 2: text has a line break")):
-        list(load_line_dataset(str(hub), cache_dir=cache, streaming=True)["train"])
+        list(load_line_dataset(str(hub), cache_dir=cache, check_texts=True, streaming=True)["train"])
+    # train.py stops before any model loads, naming the row and how to skip it; reading takes any reference
+    import train
+
+    with pytest.raises(SystemExit, match=re.escape(f"{source}, row 2: text has a line break (U+000D")) as caught:
+        train.main(["--dataset_name", str(hub), "--model_name_or_path", str(tmp_path / "no-model"), "--output_dir",
+                    str(tmp_path / "out"), "--max_steps", "1"])
+    assert "pass --dataset_options skip_invalid=true to skip bad rows" in str(caught.value)
+    assert load_line_dataset(str(hub), cache_dir=cache)["train"]["text"] == texts
 
 
 # --- synthetic ------------------------------------------------------------------------------------------
