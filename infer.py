@@ -7,6 +7,7 @@
     python infer.py --adapter USER/NAME --merge_lora merged/ --push_to_hub USER/NAME-merged
     python infer.py --adapter outputs/run --data_dir TestSamples --compare_tesseract --report report.md
     torchrun --nproc_per_node 8 infer.py --adapter USER/NAME --dataset_name USER/lines --output preds.parquet --resume
+    python infer.py --adapter outputs/run scans/ --output preds.jsonl --review to_check/ --review_below 0.8
 """
 
 import argparse
@@ -17,14 +18,15 @@ from pathlib import Path
 
 from hindi_ocr import compare
 from hindi_ocr.arguments import DEFAULT_MODEL
-from hindi_ocr.checks import positive_int
+from hindi_ocr.checks import positive_int, unit_interval
 from hindi_ocr.examples import LINE_LAYOUTS
 from hindi_ocr.hub import publish_merged
 from hindi_ocr.distributed_reading import end_processes, launched, read_in_order, skip_done, start_processes
 from hindi_ocr.inference import Line, lines_from_data_dir, lines_from_paths, save_settings
 from hindi_ocr.pages import reading_scale
 from hindi_ocr.prediction_files import PredictionFile, check_output
-from hindi_ocr.scoring import score
+from hindi_ocr.review import check_review_dir, is_repetition, write_review
+from hindi_ocr.scoring import failure_scores, score
 from hindi_ocr.tesseract import locate
 
 
@@ -72,7 +74,17 @@ def parse_args(argv=None):
     p.add_argument("--tesseract_cmd", help="the tesseract binary (default: $TESSERACT_CMD, else tesseract on PATH)")
     p.add_argument("--report", metavar="FILE.md", help="error analysis (Markdown + FILE.png chart); needs --data_dir. "
                    "With --compare_tesseract Tesseract's goes to FILE-tesseract.md")
+    p.add_argument("--review", metavar="DIR", help="write the doubtful lines (below --review_below, the --review_worst "
+                   "least confident, and lines ended by the repetition stop) to DIR as data.csv + images, the model's "
+                   "reading prefilled, for a person to correct and `train.py --data_dir DIR` to train on")
+    p.add_argument("--review_below", type=unit_interval, metavar="X", help="with --review: lines with confidence < X")
+    p.add_argument("--review_worst", type=positive_int, metavar="N", help="with --review: the N least confident lines")
+    p.add_argument("--overwrite_review", action="store_true", help="write into a --review folder that holds files")
     args = p.parse_args(argv)
+    if args.review and args.review_below is None and args.review_worst is None:
+        p.error("--review DIR needs --review_below X (a confidence, 0-1) or --review_worst N")
+    if (args.review_below is not None or args.review_worst) and not args.review:
+        p.error("--review_below / --review_worst choose lines for --review DIR: give --review DIR")
     if not (args.images or args.data_dir or args.dataset_name or args.merge_lora):
         p.error("give line images/folders, --data_dir, --dataset_name, or --merge_lora")
     if args.dataset_name and (args.data_dir or args.images):
@@ -125,6 +137,8 @@ def main(argv=None):
 def run(args, state):
     main_process = state.is_main_process
     lines, total = input_lines(args)
+    if args.review:
+        check_review_dir(args.review, args.overwrite_review)  # a folder that may hold corrections: before the model
     tesseract = locate(args.tesseract_cmd) if args.compare_tesseract and total != 0 else None  # so does a missing one
     reader = compare.load_reader(args.model_name_or_path, args.adapter, revision=args.model_revision,
                                  adapter_revision=args.adapter_revision, token=args.hub_token, dtype=args.dtype,
@@ -155,8 +169,8 @@ def run(args, state):
     if args.resume and main_process:
         print(f"--resume: {len(done)} lines already in {args.output} skipped", file=sys.stderr)
 
-    def record(line, prediction, tesseract_reading=None):
-        item = {"image": line.image, "prediction": prediction}
+    def record(line, generated, tesseract_reading=None):
+        item = {"image": line.image, "prediction": generated.text, **generated.fields()}  # confidence, repetition
         if line.reference is not None:
             item["reference"] = line.reference
         if tesseract_reading is not None:
@@ -169,8 +183,8 @@ def run(args, state):
         stats = {}
         reading = compare.read_with_model(reader, share, args.batch_size, lines_per_page=args.lines_per_page,
                                           stats=stats)
-        records = [record(line, text, other and other.predictions[i])
-                   for i, (line, text) in enumerate(zip(share, reading.predictions))]
+        records = [record(line, generated, other and other.predictions[i])
+                   for i, (line, generated) in enumerate(zip(share, reading.generated))]
         return records, {**stats, "model_seconds": reading.seconds, "tesseract_seconds": other.seconds if other else 0.0}
 
     records = list(done)
@@ -201,6 +215,10 @@ def run(args, state):
     if tesseract and any(line.reference is not None for line in read):
         print(compare.summary_table(readings, read))
         print(compare.SPEED_NOTE)
+    if args.review:
+        count = write_review(args.review, records, args.review_below, args.review_worst)
+        print(f"{count} lines to review written to {args.review}/data.csv (the text column is the model's reading)",
+              file=sys.stderr)
     if args.report:
         report = Path(args.report)
         paths = [report] + [report.with_name(f"{report.stem}-{r.slug}{report.suffix or '.md'}") for r in readings[1:]]
@@ -209,9 +227,12 @@ def run(args, state):
     scored = [r for r in records if r.get("reference") is not None]
     scores = None
     if scored:
-        scores = score([r["prediction"] for r in scored], [r["reference"] for r in scored])
-        print(f"CER {scores['cer']:.4f} WER {scores['wer']:.4f} grapheme_CER {scores['grapheme_cer']:.4f} "
-              f"(n={len(scored)})")
+        preds, refs = [r["prediction"] for r in scored], [r["reference"] for r in scored]
+        scores = score(preds, refs)
+        fails = failure_scores(preds, refs, [is_repetition(r) for r in scored])
+        print(f"CER {scores['cer']:.4f} WER {scores['wer']:.4f} grapheme_CER {scores['grapheme_cer']:.4f} median_CER "
+              f"{fails['median_cer']:.4f} catastrophic {fails['catastrophic_rate']:.4f} length_ratio "
+              f"{fails['length_ratio']:.3f} (n={len(scored)})")
     if args.push_predictions:
         from hindi_ocr.prediction_push import push_predictions
 

@@ -29,6 +29,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """argparse type for a probability such as --review_below: a number from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(text)
+    return value
+
+
 def check_training_run(model_args, data_args, lora_args, training_args) -> None:
     """The local train.py checks, quickest first, before any network access or model loading; sets
     ``training_args.resume_from_checkpoint`` to a complete folder. A Hub model id is checked when the model loads,

@@ -9,7 +9,7 @@ from :mod:`hindi_ocr.report`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -46,7 +46,8 @@ def load_reader(model_name_or_path: str | None, adapter: str | None, *, revision
                 line_layout: str | None = None) -> Reader:
     """The base (default: the adapter's, else GOT-OCR2 on the Hub), the adapter, generation settings and the line
     layout the adapter was trained with (``hindi_ocr.json``) unless ``line_layout`` overrides it."""
-    from .modeling import adapter_base_model, configure_generation, load_for_reading
+    from .generation import configure_generation
+    from .modeling import adapter_base_model, load_for_reading
     from .arguments import DEFAULT_MODEL
 
     base = model_name_or_path or (adapter and adapter_base_model(adapter, adapter_revision, token)) or DEFAULT_MODEL
@@ -71,28 +72,33 @@ class Reading:
     slug: str  # file-name-safe: names the engine's report
     predictions: list[str]
     seconds: float
+    generated: list = field(default_factory=list)  # the model's lines: generation.Generated (flag, confidence)
 
     @property
     def lines_per_second(self) -> float:
         return len(self.predictions) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def timed(engine: str, slug: str, read: Callable[[], Iterable[str]],
-          on_line: Callable[[int, str], None] | None = None) -> Reading:
-    """Run ``read()`` and collect its predictions, timing only that (``on_line`` sees each one as it comes)."""
+def timed(engine: str, slug: str, read: Callable[[], Iterable], on_line: Callable[[int, object], None] | None = None
+          ) -> Reading:
+    """Run ``read()`` and collect its predictions (texts, or the model's ``Generated`` lines), timing only that
+    (``on_line`` sees each one as it comes)."""
     start = time.perf_counter()
-    predictions = []
-    for text in read():
-        predictions.append(text)
+    predictions, generated = [], []
+    for item in read():
+        predictions.append(item if isinstance(item, str) else item.text)
+        if not isinstance(item, str):
+            generated.append(item)
         if on_line is not None:
-            on_line(len(predictions) - 1, text)
-    return Reading(engine, slug, predictions, time.perf_counter() - start)
+            on_line(len(predictions) - 1, item)
+    return Reading(engine, slug, predictions, time.perf_counter() - start, generated)
 
 
 def read_with_model(reader: Reader, lines: Sequence[Line], batch_size: int = 8,
-                    on_line: Callable[[int, str], None] | None = None, lines_per_page: int | None = None,
+                    on_line: Callable[[int, object], None] | None = None, lines_per_page: int | None = None,
                     stats: dict | None = None) -> Reading:
-    """``lines_per_page``: lines read together on one page (default: as trained; see pages.reading_scale)."""
+    """``lines_per_page``: lines read together on one page (default: as trained; see pages.reading_scale);
+    ``on_line(i, generated)`` sees each line's :class:`hindi_ocr.generation.Generated` as it comes."""
     from .examples import OcrExampleBuilder
     from .inference import read_lines
     from .pages import PageLayout, reading_scale

@@ -1,16 +1,17 @@
-"""Reading lines with a trained model: input discovery, batched greedy generation, output files."""
+"""Reading lines with a trained model: input discovery, batched greedy generation (:mod:`hindi_ocr.generation`),
+output files."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import torch
 from PIL import Image
 
 from .examples import OcrExampleBuilder
+from .generation import Generated, generate_lines
 from .pages import one_line, page_budget, settle_pages
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
@@ -54,15 +55,18 @@ def lines_from_data_dir(data_dir: str) -> list[Line]:
         raise SystemExit(f"--data_dir {data_dir}: {err}") from None
 
 
-def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image], **generate_kwargs) -> list[str]:
-    """One batched greedy generation over images (lines, or composed pages); returns the decoded texts."""
+def generate_for_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image], **generate_kwargs
+                        ) -> list[Generated]:
+    """One batched greedy generation over images (lines, or composed pages): texts, repetition flags, confidences."""
     inputs = builder.prompt_inputs(images)
     inputs = {k: v.to(model.device) for k, v in inputs.items()}
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    with torch.inference_mode():
-        generated = model.generate(**inputs, **generate_kwargs)
-    new_tokens = generated[:, inputs["input_ids"].shape[1]:]
-    return builder.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return generate_lines(model, inputs, builder.processor.tokenizer, **generate_kwargs)
+
+
+def read_images(model, builder: OcrExampleBuilder, images: Sequence[Image.Image], **generate_kwargs) -> list[str]:
+    """The decoded texts of :func:`generate_for_images`."""
+    return [g.text for g in generate_for_images(model, builder, images, **generate_kwargs)]
 
 
 def open_line(line: Line) -> Image.Image:
@@ -76,30 +80,36 @@ def open_line(line: Line) -> Image.Image:
 
 def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_size: int = 8,
                lines_per_page: int = 1, max_new_tokens: int | None = None, stats: dict | None = None
-               ) -> Iterator[str]:
-    """Predictions for lines in order, one per line, decoding each batch's images only when it is its turn.
+               ) -> Iterator[Generated]:
+    """Readings of lines in order, one per line, decoding each batch's images only when it is its turn.
 
     With ``builder.pages`` the lines are read ``lines_per_page`` to a page, ``batch_size`` pages per generation
     (N lines given N x (``max_new_tokens`` + 1) new tokens, :func:`hindi_ocr.pages.page_budget`); a page whose
     output has another number of lines is read again one line per page (``stats["page_rereads"]`` counts them,
     ``stats["pages"]`` all pages).
+    A line read on a page gets the page's repetition flag and confidence.
     """
     if builder.pages is None:
         for start in range(0, len(lines), batch_size):
             images = [open_line(line) for line in lines[start : start + batch_size]]
-            yield from map(one_line, read_images(model, builder, images))
+            for g in generate_for_images(model, builder, images):
+                yield replace(g, text=one_line(g.text))
         return
     alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     stats = stats if stats is not None else {}
     stats.setdefault("pages", 0)
     stats.setdefault("page_rereads", 0)
+    alone: list[Generated] = []
+    alone_images: set[int] = set()  # the line images settle_pages had read again, one per page
 
     def read_alone(images):
         out = []
         for start in range(0, len(images), batch_size):
             pages = [builder.pages.compose([image]) for image in images[start : start + batch_size]]
-            out += read_images(model, builder, pages, **alone_budget)
-        return out
+            out += generate_for_images(model, builder, pages, **alone_budget)
+        alone.extend(out)
+        alone_images.update(map(id, images))
+        return [g.text for g in out]
 
     per_batch = batch_size * lines_per_page
     for start in range(0, len(lines), per_batch):
@@ -108,12 +118,17 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
         most = max(map(len, groups))
         budget = {} if max_new_tokens is None else {
             "max_new_tokens": max_new_tokens if most == 1 else page_budget(most, max_new_tokens)}
-        outputs = read_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
-        settled, rereads = settle_pages(outputs, groups, read_alone)
+        outputs = generate_for_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
+        alone.clear()
+        alone_images.clear()
+        settled, rereads = settle_pages([g.text for g in outputs], groups, read_alone)
         stats["pages"] += len(groups)
         stats["page_rereads"] += rereads
-        for page in settled:
-            yield from page
+        reread = iter(alone)
+        for page, group, output in zip(settled, groups, outputs):
+            again = id(group[0]) in alone_images  # settle_pages read this page's lines alone
+            for text in page:
+                yield replace(next(reread) if again else output, text=text)
 
 
 def write_predictions(path: str, records: Iterable[dict]) -> None:

@@ -14,7 +14,8 @@ from transformers import AutoProcessor, GotOcr2Config, GotOcr2ForConditionalGene
 
 from .adapters import adapter_weights, check_adapter_fits, not_an_adapter
 from .checks import check_got_ocr2
-from .examples import END_OF_TURN, num_image_tokens_for
+from .examples import num_image_tokens_for
+from .generation import configure_generation
 
 logger = logging.getLogger(__name__)
 
@@ -48,29 +49,6 @@ def load_base_model(name_or_path: str, config: GotOcr2Config, processor, dtype: 
         raise SystemExit(f"--model_name_or_path {name_or_path!r}: {err}{hint}") from None
     configure_generation(model, processor)
     return model
-
-
-def configure_generation(model, processor, max_new_tokens: int | None = None) -> None:
-    """Greedy decoding that ends a line at ``<|im_end|>``, with the configs' special ids set to the tokenizer's.
-
-    The Trainer aligns the configs with the tokenizer anyway (and warns about it); done here, the model reads
-    the same in infer.py as in training, and the tokenizer's own end-of-text also stops generation.
-    """
-    tokenizer = processor.tokenizer
-    end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    text, gen = model.config.get_text_config(), model.generation_config
-    for name in ("bos_token_id", "pad_token_id"):
-        if getattr(tokenizer, name) is not None:
-            setattr(text, name, getattr(tokenizer, name))
-            setattr(gen, name, getattr(tokenizer, name))
-    if gen.pad_token_id is None:
-        gen.pad_token_id = end_id
-    text.eos_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else end_id
-    gen.eos_token_id = end_id if text.eos_token_id == end_id else [end_id, text.eos_token_id]
-    gen.do_sample = False
-    if max_new_tokens is not None:
-        gen.max_new_tokens = max_new_tokens
-        gen.max_length = None
 
 
 @contextmanager

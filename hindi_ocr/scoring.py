@@ -22,10 +22,17 @@ Rules (also described in ``metrics/cer_wer/README.md``):
   unit of its prediction. If the whole corpus has zero reference units the rate would be a division by zero;
   it is then defined as 0.0 when there are no edits (every prediction is empty too) and 1.0 otherwise.
   An empty corpus (no lines at all) therefore scores 0.0.
+* Failures (:func:`failure_scores`), which a mean CER hides: a line is *catastrophic* when its code-point CER is
+  >= 1 (as many edits as reference characters: nothing useful was read; this includes every prediction at least
+  twice as long as its reference, hallucinated or repeated text, since the surplus alone is that many insertions), or
+  when generation was ended by the repetition stop. ``catastrophic_rate``
+  is their share of the lines; ``length_ratio`` the mean over lines of prediction/reference length in code points
+  (lines with an empty reference left out; 0.0 when none is left); ``median_cer`` the median line CER.
 """
 
 from __future__ import annotations
 
+import statistics
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
@@ -46,6 +53,7 @@ __all__ = [
     "line_cer",
     "line_wer",
     "line_grapheme_cer",
+    "failure_scores",
 ]
 
 _GRAPHEME = regex.compile(r"\X")
@@ -203,3 +211,26 @@ def line_wer(prediction: str, reference: str, keep_zero_width: bool = False) -> 
 def line_grapheme_cer(prediction: str, reference: str, keep_zero_width: bool = False) -> float:
     """Grapheme-cluster CER of one line."""
     return edit_counts([prediction], [reference], "grapheme_cer", keep_zero_width).rate
+
+
+CATASTROPHIC_CER = 1.0  # line CER at or above this: nothing useful was read (or twice the reference's length)
+
+
+def failure_scores(predictions: Sequence[str], references: Sequence[str], repetitions: Sequence[bool] | None = None,
+                   keep_zero_width: bool = False) -> Dict[str, float]:
+    """``{"catastrophic_rate", "length_ratio", "median_cer"}`` (see the module docstring); ``repetitions[i]``: line
+    ``i``'s generation was ended by the repetition stop."""
+    _check_inputs(predictions, references)
+    repetitions = [False] * len(predictions) if repetitions is None else list(repetitions)
+    if len(repetitions) != len(predictions):
+        raise ValueError(f"got {len(repetitions)} repetition flags for {len(predictions)} predictions")
+    preds = [tokenize(p, "cer", keep_zero_width) for p in predictions]
+    refs = [tokenize(r, "cer", keep_zero_width) for r in references]
+    cers = [_counts([p], [r]).rate for p, r in zip(preds, refs)]
+    catastrophic = [cer >= CATASTROPHIC_CER or bool(rep) for cer, rep in zip(cers, repetitions)]
+    ratios = [len(p) / len(r) for p, r in zip(preds, refs) if r]
+    return {
+        "catastrophic_rate": sum(catastrophic) / len(cers) if cers else 0.0,
+        "length_ratio": sum(ratios) / len(ratios) if ratios else 0.0,
+        "median_cer": float(statistics.median(cers)) if cers else 0.0,
+    }

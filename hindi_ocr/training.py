@@ -22,12 +22,11 @@ from .checks import check_got_ocr2
 from .guard import NonFiniteGuard, NonFiniteTraining, sixteen_bit_flags
 from .inference import save_settings
 from .examples import IGNORE_INDEX, OcrExampleBuilder, prompt_length
-from .modeling import attach_lora, configure_generation, load_base_model, load_processor
-from .page_training import (
-    PageEpochs, batch_lines, page_layout, page_lines, settle_generated,
-)
+from .generation import configure_generation, end_ids, finished_rows, generation_kwargs
+from .modeling import attach_lora, load_base_model, load_processor
+from .page_training import PageEpochs, batch_lines, page_layout, page_lines, settle_generated
 from .pages import as_pages
-from .scoring import score
+from .scoring import failure_scores, score
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class OcrTrainer(Seq2SeqTrainer):
                 input_ids=inputs["input_ids"][:, :start],
                 attention_mask=inputs["attention_mask"][:, :start],
                 mm_encoder_outputs=inputs["mm_encoder_outputs"],
-                **gen_kwargs,
+                **gen_kwargs, **generation_kwargs(start),  # the repetition stop (hindi_ocr.generation)
             )[:, start:]
         if line_images is not None:
             generated, rereads = settle_generated(model, self.data_collator, self.processing_class.tokenizer,
@@ -198,26 +197,27 @@ class OcrTrainer(Seq2SeqTrainer):
 
 
 def make_compute_metrics(tokenizer, num_samples: int = 3, pages: bool = False):
-    """CER/WER/grapheme CER from generated ids; prints a few lines so a person sees what the model reads. ``pages``:
-    each prediction and reference is a page, scored line by line (page_training.page_lines)."""
+    """CER/WER/grapheme CER and failure scores (scoring.failure_scores) from generated ids; prints a few lines so a
+    person sees what the model reads. ``pages``: scored line by line (page_training.page_lines), flags per page."""
 
     def decode(rows: np.ndarray) -> list[str]:
-        rows = np.where(rows == IGNORE_INDEX, tokenizer.pad_token_id, rows)
-        return tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return tokenizer.batch_decode(np.where(rows == IGNORE_INDEX, tokenizer.pad_token_id, rows), True)
 
     def compute_metrics(eval_pred):
         predictions, references = decode(eval_pred.predictions), decode(eval_pred.label_ids)
+        repetitions = finished_rows(eval_pred.predictions, end_ids(tokenizer))[1]
         if pages:
+            repetitions = [flag for flag, ref in zip(repetitions, references) for _ in ref.split("\n")]
             predictions, references = page_lines(predictions, references)
         for pred, ref in list(zip(predictions, references))[:num_samples]:
             logger.info("\n  ref:  %s\n  pred: %s", ref, pred)
-        return score(predictions, references)
+        return {**score(predictions, references), **failure_scores(predictions, references, repetitions)}
 
     return compute_metrics
 
 
 def build_model_and_processor(model_args: ModelArguments, lora_args: LoraArguments, training_args, max_new_tokens):
-    """Base GOT-OCR2 + processor, wrapped in LoRA unless full fine-tuning was asked for."""
+    """Base GOT-OCR2 + processor (hindi_ocr.generation's settings), in LoRA unless full fine-tuning was asked for."""
     token = training_args.hub_token
     config = check_got_ocr2(model_args.model_name_or_path, revision=model_args.model_revision, token=token)
     processor = load_processor(model_args.model_name_or_path, config, revision=model_args.model_revision, token=token)

@@ -60,7 +60,7 @@ def infer_lines(capsys, model, data_dir):
     capsys.readouterr()
     infer.main(["--model_name_or_path", str(model), "--data_dir", str(data_dir), "--max_new_tokens", "17"])
     out = capsys.readouterr().out.strip().splitlines()
-    match = re.fullmatch(r"CER (\S+) WER (\S+) grapheme_CER (\S+) \(n=(\d+)\)", out[-1])
+    match = re.fullmatch(r"CER (\S+) WER (\S+) grapheme_CER (\S+) median_CER \S+ catastrophic \S+ length_ratio \S+ \(n=(\d+)\)", out[-1])
     assert match, out[-1]
     assert int(match.group(4)) == len(LINES)
     return [line.split("\t", 1)[1] for line in out[:-1]], float(match.group(1)), float(match.group(2))

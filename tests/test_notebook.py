@@ -23,7 +23,8 @@ REPO_ID = "test-user/notebook-run"
 LINES = ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो", "पानी गरम है", "घर बड़ा है", "सूरज निकला",
          "हिन्दी भाषा", "ज्ञान का दीपक"]
 TEST_LINES = ["नया दिन", "सुबह की धूप", "मीठा आम"]
-CER_LINE = re.compile(r"^CER (\d+\.\d+) WER (\d+\.\d+) grapheme_CER (\d+\.\d+) \(n=(\d+)\)$", re.M)
+CER_LINE = re.compile(r"^CER (\d+\.\d+) WER (\d+\.\d+) grapheme_CER (\d+\.\d+) median_CER \d+\.\d+ "
+                      r"catastrophic \d+\.\d+ length_ratio \d+\.\d+ \(n=(\d+)\)$", re.M)
 
 
 def text_of(cell) -> str:

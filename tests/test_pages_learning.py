@@ -42,7 +42,7 @@ def infer_run(capsys, *args):
     infer.main(list(args))
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
-    match = re.fullmatch(r"CER (\S+) WER (\S+) grapheme_CER (\S+) \(n=(\d+)\)", lines[-1])
+    match = re.fullmatch(r"CER (\S+) WER (\S+) grapheme_CER (\S+) median_CER \S+ catastrophic \S+ length_ratio \S+ \(n=(\d+)\)", lines[-1])
     assert match, lines[-1]
     assert int(match.group(4)) == len(LINES)
     return [line.split("\t", 1)[1] for line in lines[:-1]], float(match.group(1)), captured.err

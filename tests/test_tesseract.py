@@ -19,7 +19,7 @@ import pytest
 import infer
 from hindi_ocr.inference import write_predictions
 from hindi_ocr.render import devanagari_fonts, render_line, write_line_folder
-from hindi_ocr.scoring import line_cer, score
+from hindi_ocr.scoring import failure_scores, line_cer, score
 from hindi_ocr.tesseract import INSTALL_HINT, clean, locate
 from hindi_ocr.tiny import build_tiny_model
 
@@ -125,8 +125,10 @@ def test_infer_compare_tesseract_with_report(tiny, lines_dir, tmp_path):
                             rf"\| {theirs['grapheme_cer']:.4f} \| [0-9.]+ \| 3 \|", out[header + 3])
     assert got_row and tess_row, out[header:header + 4]
     assert out[header + 4].startswith("lines/s: reading only") and "model loading excluded" in out[header + 4]
+    fails = failure_scores([r["prediction"] for r in records], LINES, [r["repetition"] for r in records])
     assert out[-1] == (f"CER {ours['cer']:.4f} WER {ours['wer']:.4f} grapheme_CER {ours['grapheme_cer']:.4f} "
-                       f"(n=3)")  # unchanged last line: our model's figures
+                       f"median_CER {fails['median_cer']:.4f} catastrophic {fails['catastrophic_rate']:.4f} "
+                       f"length_ratio {fails['length_ratio']:.3f} (n=3)")  # unchanged last line: our model's figures
     for name in ("r.md", "r.png", "r-tesseract.md", "r-tesseract.png"):
         assert f"report written to {tmp_path / name}" in out
     tess_md = (tmp_path / "r-tesseract.md").read_text(encoding="utf-8").splitlines()

@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Does the per-line confidence (hindi_ocr.generation) rank errors? The CER of the lowest-confidence decile of held-out
+lines against the CER of the rest, read by a model that reads imperfectly.
+
+    python bench/confidence.py [--lines 320] [--steps 900]
+
+The model: the short quick start of tests/test_quick_start.py (configs/smoke.yaml with a 20-word vocabulary, 900
+full fine-tuning steps of the tiny model, about 3 minutes on 2 cores), trained once into $HINDI_OCR_BENCH_DIR and
+reused. The lines: ``--lines`` test lines of the same dataset config (word sequences it never trained on), read as
+``infer.py`` reads them. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH_DIR, REPO, machine  # noqa: E402
+
+SMOKE = REPO / "configs" / "smoke.yaml"
+DATA = "vocabulary=20,min_words=2,max_words=3,fonts=Hind-Regular,font_size=32,train_lines=1000,validation_lines=32"
+
+
+def trained_model(steps: int, test_lines: int) -> Path:
+    """The short quick-start model (train.py in a child process), trained once."""
+    out = BENCH_DIR / f"confidence-smoke-{steps}-{test_lines}"
+    if (out / "model.safetensors").is_file():
+        return out
+    from hindi_ocr.tiny import build_tiny_model
+
+    tiny = build_tiny_model(BENCH_DIR / f"confidence-tiny-{steps}-{test_lines}")
+    subprocess.run([sys.executable, str(REPO / "train.py"), str(SMOKE), "--model_name_or_path", str(tiny),
+                    "--output_dir", str(out), "--dataset_options", f"{DATA},test_lines={test_lines}",
+                    "--max_steps", str(steps), "--eval_steps", str(steps // 3), "--save_strategy", "no",
+                    "--load_best_model_at_end", "false", "--report_to", "none", "--dataloader_num_workers", "0",
+                    "--overwrite_output_dir"], check=True)
+    return out
+
+
+def test_folder(steps: int, test_lines: int) -> Path:
+    """The test split as a seed-layout folder (data.csv + images) that infer.py reads."""
+    folder = BENCH_DIR / f"confidence-test-{test_lines}"
+    if (folder / "data.csv").is_file():
+        return folder
+    from hindi_ocr.arguments import parse_options
+    from hindi_ocr.data import load_line_dataset
+
+    options = parse_options(f"{DATA},test_lines={test_lines}")
+    test = load_line_dataset(**options)["test"]
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, row in enumerate(test):
+        row["image"].save(folder / "images" / f"{i:04d}.png")
+        rows.append((f"images/{i:04d}.png", row["text"]))
+    import csv
+
+    with open(folder / "data.csv", "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("image_file", "text")] + rows)
+    return folder
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lines", type=int, default=320, help="held-out test lines read")
+    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--batch_size", type=int, default=32)
+    args = p.parse_args(argv)
+
+    from hindi_ocr import compare
+    from hindi_ocr.inference import lines_from_data_dir
+    from hindi_ocr.scoring import line_cer, score
+
+    model = trained_model(args.steps, args.lines)
+    lines = lines_from_data_dir(str(test_folder(args.steps, args.lines)))
+    reader = compare.load_reader(str(model), None, max_new_tokens=33)
+    reading = compare.read_with_model(reader, lines, args.batch_size)
+    rows = sorted(zip((g.confidence for g in reading.generated), reading.predictions, lines), key=lambda r: r[0])
+    cut = max(1, len(rows) // 10)
+
+    def cells(part):
+        preds, refs = [r[1] for r in part], [r[2].reference for r in part]
+        cers = [line_cer(p, t) for p, t in zip(preds, refs)]
+        return [f"{score(preds, refs)['cer']:.3f}", f"{statistics.mean(cers):.3f}",
+                f"{sum(c == 0 for c in cers) / len(cers):.2f}", f"{statistics.mean(r[0] for r in part):.3f}", len(part)]
+
+    print(f"{len(rows)} held-out lines read by the short quick-start model ({args.steps} steps); {machine()}\n")
+    print("| lines | CER | mean line CER | share read exactly | mean confidence | n |\n|---|---|---|---|---|---|")
+    for name, part in (("lowest-confidence decile", rows[:cut]), ("the other 90%", rows[cut:]), ("all", rows)):
+        print(f"| {name} | " + " | ".join(str(c) for c in cells(part)) + " |")
+
+
+if __name__ == "__main__":
+    main()
