@@ -26,7 +26,8 @@ TASK_NAME = "Hindi text-line OCR"
 SAMPLES_DIR = "samples"
 NUM_SAMPLES = 3
 GOT_IMAGE_TOKENS = 256  # GotOcr2Processor's default; other bases need processor.num_image_tokens set
-METRICS = (("cer", "CER"), ("wer", "WER"), ("grapheme_cer", "grapheme CER"))
+METRICS = (("cer", "CER"), ("wer", "WER"), ("grapheme_cer", "grapheme CER"), ("median_cer", "median line CER"),
+           ("catastrophic_rate", "catastrophic"), ("length_ratio", "length ratio"))
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -181,9 +182,10 @@ def results_table(evaluated: tuple[str, dict] | None, splits, max_new_tokens: in
     lines = _count(splits[split]) if split in splits else "?"
     header = "| split | lines | " + " | ".join(label for _, label in METRICS) + " |"
     row = f"| {split} | {lines} | " + " | ".join(f"{metrics[k]:.4f}" if k in metrics else "-" for k, _ in METRICS)
-    return (f"{header}\n|---|---|---|---|---|\n{row} |\n\nCharacter, word and grapheme-cluster error rates: edit "
-            "distance divided by the reference length, lower is better. Greedy decoding, at most "
-            f"{max_new_tokens} new tokens, stopping at `<|im_end|>`.")
+    return (f"{header}\n|---" + "|---" * (len(METRICS) + 1) + f"|\n{row} |\n\nCharacter, word and grapheme-cluster "
+            "error rates: edit distance divided by the reference length, lower is better. Catastrophic: the share of "
+            "lines with CER >= 1 or ended by the repetition stop; length ratio: mean prediction/reference length. Greedy "
+            f"decoding, at most {max_new_tokens} new tokens, stopping at `<|im_end|>` or at a loop.")
 
 
 _SAMPLE_ROW = re.compile(r"^\| !\[sample \d+\]\(([^)\s]+)\) \| (.*) \|$", re.MULTILINE)

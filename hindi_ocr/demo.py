@@ -4,8 +4,9 @@
     python -m hindi_ocr.demo --adapter USER/got-ocr2-hindi-lora --push_to_space USER/got-ocr2-hindi-demo [--private]
 
 Needs the demo extra: pip install -e ".[demo]" (Gradio). The page reads uploaded line images exactly as infer.py
-does (same loading, same layout, same batched generation), shows CER and the characters read wrong when given the
-reference text, and puts Tesseract's reading beside the model's when Tesseract is installed.
+does (same loading, same layout, same batched generation, same repetition stop), shows each line's confidence, CER and
+the characters read wrong when given the reference text, and puts Tesseract's reading beside the model's when
+Tesseract is installed.
 """
 
 from __future__ import annotations

@@ -40,9 +40,19 @@ class Answer:
     highlighted: list = field(default_factory=list)  # (text, label) pieces: label None, WRONG, EXTRA or MISSING
     scores: str = ""  # Markdown: the engine | CER | ... table of infer.py --compare_tesseract
     messages: str = ""  # Markdown: what was wrong with the upload or the reference
+    confidence: str = ""  # Markdown: each line's confidence and whether the repetition stop ended it
 
     def as_tuple(self) -> tuple:
-        return self.prediction, self.tesseract, self.highlighted, self.scores, self.messages
+        return self.prediction, self.tesseract, self.highlighted, self.scores, self.messages, self.confidence
+
+
+def confidence_table(lines: Sequence[Line], generated: Sequence) -> str:
+    """image | confidence | repetition stop, one row per line read (hindi_ocr.generation.Generated)."""
+    rows = [f"| {Path(line.image).name} | {g.confidence:.3f} | {'yes: it repeated itself' if g.repetition else 'no'} |"
+            for line, g in zip(lines, generated)]
+    return "| image | confidence | repetition stop |\n|---|---|---|\n" + "\n".join(rows) + (
+        "\n\nConfidence: the geometric mean of the probabilities of the tokens the model chose (0-1); low values mark "
+        "lines to check.")
 
 
 def highlight(prediction: str, reference: str) -> list[tuple[str, str | None]]:
@@ -115,7 +125,7 @@ class LineDemo:
             readings.append(read_with_tesseract(self.tesseract, lines))
         answer = Answer(prediction="\n".join(readings[0].predictions),
                         tesseract="\n".join(readings[1].predictions) if self.tesseract else "",
-                        messages="\n\n".join(notes))
+                        messages="\n\n".join(notes), confidence=confidence_table(lines, readings[0].generated))
         if references:
             for i, (line, predicted) in enumerate(zip(lines, readings[0].predictions)):
                 answer.highlighted += ([("\n", None)] if i else []) + highlight(predicted, line.reference)
@@ -148,10 +158,11 @@ def build_app(demo: LineDemo, examples: Sequence[tuple[str, str]] = (), title: s
         highlighted = gr.HighlightedText(label="Characters read wrong (against the reference)", color_map=COLORS,
                                          show_legend=True, combine_adjacent=True, elem_id="highlighted")
         scores = gr.Markdown(elem_id="scores")
+        confidence = gr.Markdown(elem_id="confidence")
         if examples:
             gr.Examples([[[path], text] for path, text in examples], inputs=[files, reference],
                         label="Example lines", cache_examples=False)
-        outputs = [prediction, tesseract, highlighted, scores, messages]  # the order of Answer.as_tuple()
+        outputs = [prediction, tesseract, highlighted, scores, messages, confidence]  # the order of Answer.as_tuple()
         button.click(demo.read, inputs=[files, reference], outputs=outputs, api_name=API_NAME)
     return app
 

@@ -11,6 +11,7 @@ not used).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,6 +95,7 @@ def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server,
             assert shown.input_value() == expected
             cer = score([expected], [LINES[0]])["cer"]
             expect(page.locator("#scores")).to_contain_text(f"{cer:.4f}")
+            expect(page.locator("#confidence")).to_contain_text("0.png")
             highlighted = page.locator("#highlighted").inner_text()
             pieces = highlight(expected, LINES[0])
             assert {label for _, label in pieces} - {None} <= {WRONG, EXTRA, MISSING}
@@ -127,12 +129,18 @@ def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server,
 
 
 def test_client_reads_two_lines_like_infer(setup, server):
-    _, _, images, predicted, tesseract = setup
+    root, _, images, predicted, tesseract = setup
     client = gradio_client.Client(server, verbose=False)
-    prediction, tesseract_text, highlighted, scores, messages = client.predict(
+    prediction, tesseract_text, highlighted, scores, messages, confidence = client.predict(
         [gradio_client.handle_file(str(p)) for p in images], "\n".join(LINES), api_name="/read")
     assert prediction == predicted["0.png"] + "\n" + predicted["1.png"]
     assert messages == ""
+    # each line's confidence as infer.py wrote it (4 decimals there, 3 here), no repetition stop in 20 tokens
+    infer_confidence = {Path(r["image"]).name: r["confidence"] for r in map(json.loads, open(root / "infer.jsonl"))}
+    rows = [row.split(" | ") for row in confidence.splitlines()[2:4]]
+    assert [(name.lstrip("| "), flag) for name, _, flag in rows] == [("0.png", "no |"), ("1.png", "no |")]
+    for name, value, _ in rows:
+        assert abs(float(value) - infer_confidence[name.lstrip("| ")]) <= 6e-4
     cer = score([predicted["0.png"], predicted["1.png"]], LINES)["cer"]  # corpus CER over both lines
     assert scores.splitlines()[2].split(" | ")[1] == f"{cer:.4f}"
     shown = "".join(piece["token"] for piece in highlighted)
@@ -154,13 +162,14 @@ def test_client_bad_uploads_get_messages_and_the_server_goes_on(setup, server, t
     handle = gradio_client.handle_file
     for name, message in [("notes.txt", "not an image Pillow can read"), ("empty.png", "the file is empty (0 bytes)"),
                           ("huge.png", "too large for a text line")]:
-        prediction, _, _, scores, messages = client.predict([handle(str(tmp_path / name))], "", api_name="/read")
+        prediction, _, _, scores, messages, _ = client.predict([handle(str(tmp_path / name))], "",
+                                                               api_name="/read")
         assert (prediction, scores) == ("", "")
         assert messages.startswith(f"**{name}**: {message}") and messages.endswith(NO_UPLOAD), messages
     assert client.predict([], "", api_name="/read")[4] == NO_UPLOAD
     # A bad file among good ones: the good one is read, the bad one named; then the next request is served.
-    prediction, _, _, _, messages = client.predict([handle(str(tmp_path / "huge.png")), handle(str(images[1]))], "",
-                                                   api_name="/read")
+    prediction, _, _, _, messages, _ = client.predict([handle(str(tmp_path / "huge.png")), handle(str(images[1]))],
+                                                      "", api_name="/read")
     assert prediction == predicted["1.png"] and messages.startswith("**huge.png**: too large for a text line")
     assert client.predict([handle(str(images[0]))], "", api_name="/read")[0] == predicted["0.png"]
 
@@ -168,8 +177,8 @@ def test_client_bad_uploads_get_messages_and_the_server_goes_on(setup, server, t
 def test_reference_lines_must_match_uploads(setup, server):
     _, _, images, predicted, _ = setup
     client = gradio_client.Client(server, verbose=False)
-    prediction, _, highlighted, _, messages = client.predict([gradio_client.handle_file(str(images[0]))],
-                                                             "\n".join(LINES), api_name="/read")
+    prediction, _, highlighted, _, messages, _ = client.predict([gradio_client.handle_file(str(images[0]))],
+                                                                "\n".join(LINES), api_name="/read")
     assert prediction == predicted["0.png"] and highlighted in ([], None)
     assert messages == ("The reference has 2 line(s) for 1 image(s): give one line per image, in the order of the "
                         "uploads. No CER this time.")
@@ -191,7 +200,7 @@ def test_without_tesseract_the_page_says_why(setup):
         note = str(err.code)
     reader = load_reader(str(model), None, max_new_tokens=int(MAX_NEW_TOKENS))
     demo = LineDemo(reader, None, note)
-    prediction, tesseract_text, _, scores, messages = demo.read([str(images[1])], LINES[1])
+    prediction, tesseract_text, _, scores, messages, _ = demo.read([str(images[1])], LINES[1])
     assert (prediction, tesseract_text, messages) == (predicted["1.png"], "", "")
     assert [row.split(" | ")[0] for row in scores.splitlines()[2:]] == [f"| {reader.engine}"]  # one engine
     from hindi_ocr.demo_ui import _tesseract_note

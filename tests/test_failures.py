@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -234,3 +235,48 @@ def test_review_folder_trains_after_correction(tiny, tmp_path, capsys):
     with pytest.raises(SystemExit):
         infer.main(args[:-2])  # --review alone: which lines?
     assert "--review_below" in capsys.readouterr().err
+
+
+def test_compute_metrics_reads_the_repetition_flag_from_the_generated_ids(tiny):
+    """The Trainer's metrics: a row whose text ends in a loop was stopped (catastrophic even when its text is right:
+    the stop fires as soon as a loop forms, so such a row never has an end token); a row one token short of a loop,
+    ended by <|im_end|>, was not. Padding (-100) after a row is no text."""
+    from transformers import EvalPrediction
+
+    from hindi_ocr.training import make_compute_metrics
+
+    _, processor = load_tiny(tiny[0])
+    tok = processor.tokenizer
+    ka, end = tok.convert_tokens_to_ids(tok.tokenize("क"))[0], tok.convert_tokens_to_ids("<|im_end|>")
+    assert tok.decode([ka]) == "क"
+    reference = tok("क" * 24, add_special_tokens=False)["input_ids"] + [end]
+    labels = np.array([reference + [-100] * 2, reference + [-100] * 2, reference + [-100] * 2])
+    stopped, ended, short = [ka] * 24 + [-100] * 3, [ka] * 23 + [end] + [-100] * 3, [ka] * 12 + [end] + [-100] * 14
+    metrics = make_compute_metrics(tok, num_samples=0)(EvalPrediction(np.array([stopped, ended, short]), labels))
+    assert metrics["cer"] == pytest.approx((0 + 1 + 12) / 72)
+    assert metrics["catastrophic_rate"] == pytest.approx(1 / 3)  # only the stopped row
+    assert metrics["median_cer"] == pytest.approx(1 / 24)
+    assert metrics["length_ratio"] == pytest.approx((1 + 23 / 24 + 0.5) / 3)
+
+
+def test_eval_and_test_logs_and_the_card_carry_the_failure_metrics(tiny, tmp_path):
+    """A run whose model still loops (a learning rate of ~0): every line is catastrophic, read as nothing."""
+    import train
+
+    model_dir, _ = tiny
+    data = write_line_folder(tmp_path / "data", ["नमस्ते दुनिया", "भारत एक देश है", "हिंदी भाषा", "किताब पढ़ो",
+                                                 "पानी गरम है", "मेरा नाम राम"])
+    out = tmp_path / "out"
+    train.main(["--model_name_or_path", str(model_dir), "--data_dir", str(data), "--output_dir", str(out),
+                "--no_use_lora", "--learning_rate", "1e-12", "--max_steps", "1", "--eval_strategy", "steps",
+                "--eval_steps", "1", "--save_strategy", "no", "--report_to", "none", "--max_target_tokens", "32",
+                "--dataset_options", "validation_ratio=0.34,test_ratio=0.34", "--per_device_train_batch_size", "2"])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    evals = [r for r in history if "eval_cer" in r]
+    test = json.loads((out / "test_results.json").read_text())
+    for prefix, metrics in (("eval_", evals[-1]), ("test_", test)):
+        assert metrics[prefix + "catastrophic_rate"] == 1.0 and metrics[prefix + "median_cer"] == 1.0
+        assert metrics[prefix + "length_ratio"] == 0.0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| split | lines | CER | WER | grapheme CER | median line CER | catastrophic | length ratio |" in card
+    assert "| test | 2 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 0.0000 |" in card

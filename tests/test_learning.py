@@ -14,6 +14,7 @@ other lines can be adapted (CER 0.0 after 125 steps at lr 1e-3).
 """
 
 import json
+import math
 import re
 
 import pytest
@@ -107,6 +108,29 @@ def test_full_finetuning_memorises_its_training_lines(trained_reader, capsys):
     with torch.no_grad():
         generated = reader.model.generate(**inputs)[0, inputs["input_ids"].shape[1]:].tolist()
     assert generated == builder.target_ids(LINES[0])
+
+
+def test_confidence_of_a_reader_is_its_chosen_tokens_probability(trained_reader, tmp_path):
+    """On real lines read by a model that reads them (varied tokens, then <|im_end|>): each token's recorded log-prob
+    is the teacher-forced one at its own position, and a line's confidence is their geometric mean up to and with the
+    end token (hindi_ocr.generation). An untrained model is far less sure of what it writes."""
+    from test_failures import check_confidence_positions
+
+    from hindi_ocr.generation import generate_lines
+
+    out, lines, _ = trained_reader
+    reader = compare.load_reader(str(out), None, max_new_tokens=40)
+    builder = OcrExampleBuilder(reader.processor, line_layout=reader.line_layout)
+    inputs = builder.prompt_inputs([Image.open(lines / "output_images" / f"{i}.png") for i in range(len(LINES))])
+    expected, new_tokens = check_confidence_positions(reader.model, reader.processor, inputs)
+    assert len(set(new_tokens[0].tolist())) > 3  # a shifted position would read another token's probability
+    generated = generate_lines(reader.model, dict(inputs), reader.processor.tokenizer)
+    end = builder.end_of_turn_id
+    for line, row, ids in zip(generated, expected, new_tokens.tolist()):
+        used = ids.index(end) + 1
+        assert not line.repetition
+        assert line.confidence == pytest.approx(math.exp(row[:used].double().mean()), rel=1e-5)
+        assert line.confidence > 0.9  # it memorised these lines (measured: 0.99 and more)
 
 
 def test_lora_makes_a_briefly_trained_base_memorise_new_lines(trained_reader, tmp_path, capsys):

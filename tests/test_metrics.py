@@ -280,6 +280,14 @@ def test_evaluate_metric_add_batch(metric):
     assert metric.compute() == rates(1 / 9, 1 / 2, 1 / 6)
 
 
+def test_evaluate_metric_failure_scores(metric):
+    preds, refs = ["कमल", "xxxx", "घर"], ["कमल", "घर", "घर"]  # line CERs 0, 4/2, 0; the third ended by the stop
+    result = metric.compute(predictions=preds, references=refs, failures=True, repetitions=[False, False, True])
+    assert result["catastrophic_rate"] == pytest.approx(2 / 3) and result["median_cer"] == 0.0
+    assert result["length_ratio"] == pytest.approx((1 + 2 + 1) / 3)
+    assert set(metric.compute(predictions=preds, references=refs)) == {"cer", "wer", "grapheme_cer"}
+
+
 def test_evaluate_load_relative_path(monkeypatch):
     evaluate = pytest.importorskip("evaluate")
     monkeypatch.chdir(PROJECT_ROOT)

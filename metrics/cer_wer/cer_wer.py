@@ -10,7 +10,7 @@ import would not resolve, while ``hindi_ocr`` is an installed package.
 import datasets
 import evaluate
 
-from hindi_ocr.scoring import score
+from hindi_ocr.scoring import failure_scores, score
 
 _DESCRIPTION = """\
 Corpus-level error rates for Devanagari text-line OCR, computed after normalising both sides with
@@ -49,12 +49,16 @@ Args:
     references (list of str): ground-truth text lines, one per prediction.
     keep_zero_width (bool, optional, default False): keep ZWJ (U+200D) and ZWNJ (U+200C) when normalising,
         so that a prediction differing from the reference only by a joiner is counted as an error.
+    failures (bool, optional, default False): also return the failure scores below.
+    repetitions (list of bool, optional): with failures, whether each line was ended by the repetition stop.
 
 Returns:
     dict with float values:
         cer: code-point character error rate (corpus level).
         wer: word error rate (corpus level).
         grapheme_cer: extended-grapheme-cluster error rate (corpus level).
+        with failures=True, also catastrophic_rate (share of lines with line CER >= 1 or ended by the repetition
+        stop), length_ratio (mean prediction/reference length in code points) and median_cer (median line CER).
 
 Examples:
     >>> metric = evaluate.load("./metrics/cer_wer")
@@ -84,5 +88,8 @@ class CerWer(evaluate.Metric):
             reference_urls=["https://www.unicode.org/reports/tr29/"],
         )
 
-    def _compute(self, predictions, references, keep_zero_width=False):
-        return score(list(predictions), list(references), keep_zero_width=bool(keep_zero_width))
+    def _compute(self, predictions, references, keep_zero_width=False, failures=False, repetitions=None):
+        result = score(list(predictions), list(references), keep_zero_width=bool(keep_zero_width))
+        if failures:
+            result.update(failure_scores(list(predictions), list(references), repetitions, bool(keep_zero_width)))
+        return result
