@@ -77,7 +77,7 @@ def thresholds(args) -> None:
     for name in names:
         tripped = [lines[i] for i, r in enumerate(reps[name])
                    if any(r[n] >= copies_needed(n, REPEATS, 0) for n in range(1, MAX_NGRAM + 1))]
-        print(f"\n{name}: lines with 3 copies in a row of some n-gram, e.g. " + "; ".join(tripped[:3]))
+        print(f"\n{name}: lines with {REPEATS} copies in a row of some n-gram, e.g. " + "; ".join(tripped[:3]))
 
 
 def timing(args) -> None:
