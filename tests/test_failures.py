@@ -167,12 +167,22 @@ def check_confidence_positions(model, processor, inputs):
     return expected, sequences[:, length:]
 
 
-def test_confidence_is_the_chosen_tokens_probability(tiny):
-    model_dir, data_dir = tiny
-    model, processor, inputs, lines = read_batch(model_dir, data_dir)
-    expected, _ = check_confidence_positions(model, processor, inputs)
-    for line, row in zip(lines, expected):  # no end token: every generated token counts
-        assert line.confidence == pytest.approx(math.exp(row.double().mean()), rel=1e-5)
+def test_confidence_is_the_chosen_tokens_probability(tmp_path):
+    """The "loud" tiny model (tests/demo_helpers.py: language-model weights scaled up) writes varied tokens, so a
+    log-prob taken one position off would read another token's probability (the untrained model's one repeated token
+    would not tell). The line's confidence counts its tokens up to and with the end token, if it wrote one."""
+    from demo_helpers import loud_tiny_model
+
+    from hindi_ocr.generation import end_ids
+
+    data = write_line_folder(tmp_path / "lines", ["नमस्ते दुनिया", "भारत एक देश है", "किताब पढ़ो"], size=32)
+    model, processor, inputs, lines = read_batch(loud_tiny_model(tmp_path / "loud"), data, max_new_tokens=20)
+    expected, new_tokens = check_confidence_positions(model, processor, inputs)
+    assert all(len(set(row)) > 3 for row in new_tokens.tolist())
+    ends = end_ids(processor.tokenizer)
+    for line, row, ids in zip(lines, expected, new_tokens.tolist()):
+        used = next((i + 1 for i, t in enumerate(ids) if t in ends), len(ids))
+        assert line.confidence == pytest.approx(math.exp(row[:used].double().mean()), rel=1e-5)
 
 
 def test_infer_writes_confidence_and_repetition_and_the_failure_figures(tiny, tmp_path, capsys):
