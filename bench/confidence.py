@@ -63,6 +63,28 @@ def test_folder(steps: int, test_lines: int) -> Path:
     return folder
 
 
+def min_token_probs(reader, lines, batch_size: int) -> list[float]:
+    """The other candidate statistic: each line's least likely chosen token (same generation as infer.py)."""
+    import math
+
+    import torch
+
+    from hindi_ocr.examples import OcrExampleBuilder
+    from hindi_ocr.generation import TokenLogProbs, end_ids, finished_rows, generation_kwargs
+    from hindi_ocr.inference import open_line
+
+    builder, out = OcrExampleBuilder(reader.processor, line_layout=reader.line_layout), []
+    for start in range(0, len(lines), batch_size):
+        inputs = builder.prompt_inputs([open_line(line) for line in lines[start : start + batch_size]])
+        recorder, length = TokenLogProbs(), inputs["input_ids"].shape[1]
+        with torch.inference_mode():
+            new = reader.model.generate(**inputs, **generation_kwargs(length, recorder))[:, length:]
+        logprobs = recorder.values(new)
+        used, _ = finished_rows(new, end_ids(reader.processor.tokenizer))
+        out += [math.exp(float(logprobs[i, :n].min())) for i, n in enumerate(used)]
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lines", type=int, default=320, help="held-out test lines read")
@@ -78,8 +100,8 @@ def main(argv=None):
     lines = lines_from_data_dir(str(test_folder(args.steps, args.lines)))
     reader = compare.load_reader(str(model), None, max_new_tokens=33)
     reading = compare.read_with_model(reader, lines, args.batch_size)
-    rows = sorted(zip((g.confidence for g in reading.generated), reading.predictions, lines), key=lambda r: r[0])
-    cut = max(1, len(rows) // 10)
+    statistics_ = {"geometric mean (confidence)": [g.confidence for g in reading.generated],
+                   "least likely token": min_token_probs(reader, lines, args.batch_size)}
 
     def cells(part):
         preds, refs = [r[1] for r in part], [r[2].reference for r in part]
@@ -87,10 +109,14 @@ def main(argv=None):
         return [f"{score(preds, refs)['cer']:.3f}", f"{statistics.mean(cers):.3f}",
                 f"{sum(c == 0 for c in cers) / len(cers):.2f}", f"{statistics.mean(r[0] for r in part):.3f}", len(part)]
 
-    print(f"{len(rows)} held-out lines read by the short quick-start model ({args.steps} steps); {machine()}\n")
-    print("| lines | CER | mean line CER | share read exactly | mean confidence | n |\n|---|---|---|---|---|---|")
-    for name, part in (("lowest-confidence decile", rows[:cut]), ("the other 90%", rows[cut:]), ("all", rows)):
-        print(f"| {name} | " + " | ".join(str(c) for c in cells(part)) + " |")
+    print(f"{len(lines)} held-out lines read by the short quick-start model ({args.steps} steps); {machine()}\n")
+    print("| statistic | lines | CER | mean line CER | share read exactly | mean statistic | n |\n"
+          "|---|---|---|---|---|---|---|")
+    for stat, values in statistics_.items():
+        rows = sorted(zip(values, reading.predictions, lines), key=lambda r: r[0])
+        cut = max(1, len(rows) // 10)
+        for name, part in (("lowest decile", rows[:cut]), ("the other 90%", rows[cut:]), ("all", rows)):
+            print(f"| {stat} | {name} | " + " | ".join(str(c) for c in cells(part)) + " |")
 
 
 if __name__ == "__main__":

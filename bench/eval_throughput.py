@@ -96,8 +96,8 @@ def main(argv=None) -> int:
         modes = {}
         for name, model in (("adapter", adapter), ("merged", merged)):
             for batch in (1, *args.batch_sizes):
-                modes[("read_lines", name, batch)] = (lambda m, b: lambda: list(read_lines(m, builder, lines, b)))(
-                    model, batch)
+                modes[("read_lines", name, batch)] = (lambda m, b: lambda: list(
+                    read_lines(m, builder, lines, b, repetition_stop=False)))(model, batch)  # fixed token count
         if not args.no_trainer:
             data_args = DataArguments(data_dir=str(data), dataset_options="validation_ratio=0,test_ratio=0",
                                       num_sample_predictions=0)

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     def read_single():
         model.generation_config.min_new_tokens = model.generation_config.max_new_tokens = args.new_tokens
-        return list(read_lines(model, OcrExampleBuilder(processor), lines, args.batch_size))
+        return list(read_lines(model, OcrExampleBuilder(processor), lines, args.batch_size, repetition_stop=False))
 
     def read_pages(n):
         builder = OcrExampleBuilder(processor, pages=PageLayout(args.size, n))
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         for start in range(0, len(lines), n * args.batch_size):
             batch = lines[start : start + n * args.batch_size]
             pages = [builder.pages.compose([open_line(line) for line in batch[i : i + n]]) for i in range(0, len(batch), n)]
-            out += read_images(model, builder, pages, max_new_tokens=tokens)
+            out += read_images(model, builder, pages, max_new_tokens=tokens, stop=False)  # fixed token count
         return out
 
     modes = {"lines": read_single} | {f"pages of {n}": (lambda n: lambda: read_pages(n))(n)

@@ -79,23 +79,24 @@ def open_line(line: Line) -> Image.Image:
 
 
 def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_size: int = 8,
-               lines_per_page: int = 1, max_new_tokens: int | None = None, stats: dict | None = None
-               ) -> Iterator[Generated]:
+               lines_per_page: int = 1, max_new_tokens: int | None = None, stats: dict | None = None,
+               repetition_stop: bool = True) -> Iterator[Generated]:
     """Readings of lines in order, one per line, decoding each batch's images only when it is its turn.
 
     With ``builder.pages`` the lines are read ``lines_per_page`` to a page, ``batch_size`` pages per generation
     (N lines given N x (``max_new_tokens`` + 1) new tokens, :func:`hindi_ocr.pages.page_budget`); a page whose
     output has another number of lines is read again one line per page (``stats["page_rereads"]`` counts them,
-    ``stats["pages"]`` all pages).
-    A line read on a page gets the page's repetition flag and confidence.
+    ``stats["pages"]`` all pages). A line read on a page gets the page's repetition flag and confidence.
+    ``repetition_stop=False``: generate to the token limit even in a loop (benchmarks that time a fixed number of
+    tokens).
     """
     if builder.pages is None:
         for start in range(0, len(lines), batch_size):
             images = [open_line(line) for line in lines[start : start + batch_size]]
-            for g in generate_for_images(model, builder, images):
+            for g in generate_for_images(model, builder, images, stop=repetition_stop):
                 yield replace(g, text=one_line(g.text))
         return
-    alone_budget = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    alone_budget = {"stop": repetition_stop} | ({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens})
     stats = stats if stats is not None else {}
     stats.setdefault("pages", 0)
     stats.setdefault("page_rereads", 0)
@@ -116,8 +117,9 @@ def read_lines(model, builder: OcrExampleBuilder, lines: Sequence[Line], batch_s
         batch = lines[start : start + per_batch]
         groups = [[open_line(line) for line in batch[i : i + lines_per_page]] for i in range(0, len(batch), lines_per_page)]
         most = max(map(len, groups))
-        budget = {} if max_new_tokens is None else {
-            "max_new_tokens": max_new_tokens if most == 1 else page_budget(most, max_new_tokens)}
+        budget = {"stop": repetition_stop}
+        if max_new_tokens is not None:
+            budget["max_new_tokens"] = max_new_tokens if most == 1 else page_budget(most, max_new_tokens)
         outputs = generate_for_images(model, builder, [builder.pages.compose(group) for group in groups], **budget)
         alone.clear()
         alone_images.clear()
