@@ -85,6 +85,8 @@ def parse_args(argv=None):
         p.error("--review DIR needs --review_below X (a confidence, 0-1) or --review_worst N")
     if (args.review_below is not None or args.review_worst) and not args.review:
         p.error("--review_below / --review_worst choose lines for --review DIR: give --review DIR")
+    if args.review and args.dataset_name:
+        p.error("--review copies image files: give the images, folders or --data_dir (not --dataset_name)")
     if not (args.images or args.data_dir or args.dataset_name or args.merge_lora):
         p.error("give line images/folders, --data_dir, --dataset_name, or --merge_lora")
     if args.dataset_name and (args.data_dir or args.images):
