@@ -209,6 +209,10 @@ def test_doubtful_lines_are_chosen_least_confident_first():
     assert doubtful(records, below=0.6) == [4, 1, 3, 2]  # no confidence counts as 0; a repetition is always doubtful
     assert doubtful(records, worst=1) == [4, 2]
     assert doubtful(records, below=0.1, worst=3) == [4, 1, 3, 2]
+    # records read back from a CSV (--resume) hold text: "False" is not a repetition, "0.5" is a number
+    from_csv = [{"confidence": "0.9", "repetition": "False"}, {"confidence": "0.5", "repetition": "True"},
+                {"confidence": "0.05", "repetition": "False"}]
+    assert doubtful(from_csv, below=0.1) == [2, 1]
 
 
 def test_review_folder_trains_after_correction(tiny, tmp_path, capsys):
