@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,6 +67,26 @@ def parse_args(argv=None):
     return args
 
 
+SAMPLE_NAME = re.compile(r"^samples/[1-9][0-9]{0,3}\.png$")  # what card.write_samples writes, nothing else
+
+
+def sample_file(source: str, name: str, revision: str | None = None, token: str | None = None) -> Path:
+    """The file behind a card's sample row, only if it is one train.py writes: ``samples/N.png`` inside the model
+    folder (resolved, so a symlink or ``..`` cannot leave it) or the Hub repo. A card is text anyone could have
+    edited, and the demo copies and serves what it names."""
+    if not SAMPLE_NAME.match(name):
+        raise ValueError("not a samples/N.png file of the model")
+    if not Path(source).is_dir():
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(source, name, revision=revision, token=token))
+    samples = Path(source).resolve() / "samples"
+    path = (Path(source) / name).resolve()
+    if path.parent != samples or not path.is_file():
+        raise ValueError(f"resolves to {path}, not a file in {samples}")
+    return path
+
+
 def card_examples(source: str, folder: Path, revision: str | None = None, token: str | None = None):
     """The sample lines of the model card train.py wrote (samples/N.png and their references), copied to folder."""
     from .card import card_samples, load_card
@@ -74,16 +95,10 @@ def card_examples(source: str, folder: Path, revision: str | None = None, token:
     examples = []
     for number, (name, text) in enumerate(card_samples(card.text) if card else [], start=1):
         try:
-            if Path(source).is_dir():
-                path = Path(source) / name
-            else:
-                from huggingface_hub import hf_hub_download
-
-                path = Path(hf_hub_download(source, name, revision=revision, token=token))
             target = folder / f"sample-{number}.png"
-            shutil.copyfile(path, target)
-        except Exception as err:  # noqa: BLE001 - a missing sample only costs an example
-            logging.getLogger(__name__).warning("sample %s of %s not available (%s)", name, source, err)
+            shutil.copyfile(sample_file(source, name, revision, token), target)
+        except Exception as err:  # noqa: BLE001 - a missing or refused sample only costs an example
+            logging.getLogger(__name__).warning("sample %s of %s skipped (%s)", name, source, err)
             continue
         examples.append((str(target), text))
     return examples

@@ -141,3 +141,45 @@ def test_the_token_is_never_written_or_printed(tmp_path, tiny, data, monkeypatch
     for token in (flag_token, env_token):
         assert [p for p in written if token.encode() in p.read_bytes()] == []
         assert token not in captured.out + captured.err + caplog.text
+
+
+def test_demo_copies_only_the_samples_train_py_writes_from_a_hostile_card(tmp_path, caplog):
+    """A downloaded model folder's README.md names files the demo copies into the folder Gradio serves: only
+    samples/N.png inside the model folder gets there; absolute paths, ``..`` and symlinks leaving it are skipped."""
+    from PIL import Image
+
+    from hindi_ocr.demo import card_examples
+
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), "red").save(secret)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 8), "blue").save(outside / "1.png")
+    model = tmp_path / "downloaded" / "model"
+    (model / "samples").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "white").save(model / "samples" / "1.png")
+    (model / "samples" / "2.png").symlink_to(secret)
+    (model / "samples" / "notes.txt").write_text("private", encoding="utf-8")  # inside, but not a sample image
+    (model / "nested").mkdir()
+    (model / "nested" / "samples").symlink_to(outside, target_is_directory=True)  # nested/samples/1.png leaves too
+    names = ["samples/1.png", str(secret), "../../secret.png", "samples/../../../secret.png", "samples/2.png",
+             "nested/samples/1.png", "samples/notes.txt"]
+    rows = "\n".join(f"| ![sample {n}]({name}) | line {n} |" for n, name in enumerate(names, start=1))
+    (model / "README.md").write_text(f"# hostile\n\n| image | reference |\n|---|---|\n{rows}\n", encoding="utf-8")
+    served = tmp_path / "served"
+    served.mkdir()
+    with caplog.at_level("WARNING", logger="hindi_ocr.demo"):
+        examples = card_examples(str(model), served)
+    assert examples == [(str(served / "sample-1.png"), "line 1")]
+    assert sorted(p.name for p in served.iterdir()) == ["sample-1.png"]
+    assert (served / "sample-1.png").read_bytes() == (model / "samples" / "1.png").read_bytes()
+    skipped = [r.getMessage() for r in caplog.records if r.name == "hindi_ocr.demo"]
+    assert [m.split(" ")[1] for m in skipped] == names[1:], skipped
+    assert all(" skipped (" in m for m in skipped)
+    # The model folder's own samples folder as a symlink out of it is refused as well.
+    (model / "samples" / "1.png").unlink()
+    (model / "samples" / "2.png").unlink()
+    (model / "samples" / "notes.txt").unlink()
+    (model / "samples").rmdir()
+    (model / "samples").symlink_to(outside, target_is_directory=True)
+    assert card_examples(str(model), served) == [] and sorted(p.name for p in served.iterdir()) == ["sample-1.png"]
