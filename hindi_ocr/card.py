@@ -15,10 +15,11 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, constants
 
+from .card_reading import base_license, hub_id
 from .examples import to_rgb
 from .pages import card_note
 
-LICENSE = "apache-2.0"  # GOT-OCR2's licence, which a fine-tune of it keeps
+UNKNOWN_LICENSE = "other"  # the Hub's value for "see the text": written when the base's card states none
 LANGUAGE = "hi"
 PIPELINE_TAG = "image-to-text"
 TAGS = ["ocr", "hindi", "devanagari", "got-ocr2", "text-line-ocr"]
@@ -28,14 +29,6 @@ NUM_SAMPLES = 3
 GOT_IMAGE_TOKENS = 256  # GotOcr2Processor's default; other bases need processor.num_image_tokens set
 METRICS = (("cer", "CER"), ("wer", "WER"), ("grapheme_cer", "grapheme CER"), ("median_cer", "median line CER"),
            ("catastrophic_rate", "catastrophic"), ("length_ratio", "length ratio"))
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def hub_id(name: str | None) -> str | None:
-    """``name`` when it names a Hub repo rather than a local folder (local paths mean nothing in a card)."""
-    if name and HUB_ID.match(name) and not Path(name).exists():
-        return name
-    return None
 
 
 def write_model_card(trainer) -> Path:
@@ -114,12 +107,21 @@ def widget_entries(repo_id: str | None, revision: str | None, samples: list[tupl
             for number, (name, _) in enumerate(samples, start=1)]
 
 
+def license_section(base: str | None, licence: dict) -> str:
+    """One sentence under the results: whose licence the metadata states, or that nobody's could be read."""
+    if licence:
+        return (f"## Licence\n\n`{licence['license']}`, as stated by the card of the base model `{hub_id(base)}`, "
+                "whose terms this model is bound by.")
+    return (f"## Licence\n\nThe base model `{_display(base)}` states no licence this project could read, so the "
+            f"metadata says `{UNKNOWN_LICENSE}`: check the base model's terms before you use or share this model.")
+
+
 def card_metadata(*, model_name: str, base_model: str | None, library_name: str, datasets: list[str] | None,
-                  results: list[EvalResult], widget: list[dict]) -> ModelCardData:
+                  results: list[EvalResult], widget: list[dict], licence: dict | None = None) -> ModelCardData:
     return ModelCardData(
         model_name=model_name, base_model=hub_id(base_model), library_name=library_name, pipeline_tag=PIPELINE_TAG,
-        language=LANGUAGE, license=LICENSE, datasets=datasets or None, tags=list(TAGS), eval_results=results or None,
-        widget=widget or None,
+        language=LANGUAGE, **(licence or {"license": UNKNOWN_LICENSE}), datasets=datasets or None, tags=list(TAGS),
+        eval_results=results or None, widget=widget or None,
     )
 
 
@@ -136,10 +138,11 @@ def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | No
     evaluated = final_metrics(out, trainer.state.log_history)
     results = eval_results(evaluated[1], evaluated[0], dataset) if evaluated else []
     collator = trainer.data_collator
+    licence = base_license(base, args.hub_token) if args.push_to_hub else {}  # looked up when the card is pushed
     data = card_metadata(
         model_name=repo_id or out.name, base_model=base, library_name="peft" if peft_config else "transformers",
         datasets=[dataset["hub_id"]] if dataset["hub_id"] else None, results=results,
-        widget=widget_entries(repo_id, args.hub_revision, samples),
+        widget=widget_entries(repo_id, args.hub_revision, samples), licence=licence,
     )
     kind = "A LoRA adapter for" if peft_config else "A fine-tune of"
     per_page = collator.pages.lines if collator.pages is not None else 1
@@ -159,6 +162,7 @@ def adapter_card(trainer, samples: list[tuple[str, str]], sample_split: str | No
         "## Training\n\n" + training_section(trainer, base, dataset, splits, peft_config),
         limitations_section(f"{_count(splits['train'])} lines" if "train" in splits else "lines not recorded here",
                             collator.max_target_tokens, per_page),
+        license_section(base, licence),
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(s for s in sections if s) + "\n")
 
@@ -318,11 +322,13 @@ def limitations_section(trained_on: str, max_target_tokens: int | None = None, l
 
 
 def merged_card(repo_id: str, base: str | None, adapter: str, adapter_card_: ModelCard | None, line_layout: str,
-                max_new_tokens: int, num_image_tokens: int, lines_per_page: int = 1) -> ModelCard:
-    """Card of a merged checkpoint: the adapter card's results, data and widget, with transformers-only usage."""
+                max_new_tokens: int, num_image_tokens: int, lines_per_page: int = 1,
+                licence: dict | None = None) -> ModelCard:
+    """Card of a merged checkpoint: the adapter card's results, data and widget, with transformers-only usage;
+    ``licence`` is :func:`base_license` of ``base``."""
     source = adapter_card_.data if adapter_card_ else ModelCardData()
     data = card_metadata(model_name=repo_id, base_model=base, library_name="transformers", datasets=source.datasets,
-                         results=source.eval_results or [], widget=source.get("widget") or [])
+                         results=source.eval_results or [], widget=source.get("widget") or [], licence=licence)
     sections = [
         f"# {repo_id.split('/')[-1]}",
         f"GOT-OCR2 `{_display(base)}` with the LoRA adapter `{hub_id(adapter) or Path(adapter).name}` merged into "
@@ -331,20 +337,6 @@ def merged_card(repo_id: str, base: str | None, adapter: str, adapter_card_: Mod
         usage_section(repo_id, None, line_layout, max_new_tokens, num_image_tokens, lines_per_page),
         limitations_section(f"the training lines of the adapter `{hub_id(adapter) or Path(adapter).name}`",
                             lines_per_page=lines_per_page),
+        license_section(base, licence or {}),
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
-
-
-def load_card(source: str, revision: str | None = None, token: str | None = None) -> ModelCard | None:
-    """The README.md card of a local folder or Hub repo, None when it has none."""
-    from huggingface_hub import hf_hub_download
-
-    local = Path(source) / "README.md"
-    try:
-        if not local.is_file():
-            if Path(source).is_dir():
-                return None
-            local = hf_hub_download(source, "README.md", revision=revision, token=token)
-        return ModelCard.load(local)
-    except Exception:  # no card, or unreachable: the merged card then has no results
-        return None

@@ -89,7 +89,8 @@ def sample_file(source: str, name: str, revision: str | None = None, token: str 
 
 def card_examples(source: str, folder: Path, revision: str | None = None, token: str | None = None):
     """The sample lines of the model card train.py wrote (samples/N.png and their references), copied to folder."""
-    from .card import card_samples, load_card
+    from .card import card_samples
+    from .card_reading import load_card
 
     card = load_card(source, revision, token)
     examples = []
@@ -123,7 +124,7 @@ def example_lines(source: str, folder: Path, revision: str | None = None, token:
 
 def serve(args) -> None:
     from .compare import load_reader
-    from .demo_ui import LineDemo, build_app
+    from .demo_ui import MAX_FILE_SIZE, LineDemo, build_app
     from .tesseract import TesseractUnavailable, locate
 
     try:
@@ -143,7 +144,8 @@ def serve(args) -> None:
                              args.hub_token)
     app = build_app(LineDemo(reader, tesseract, note, args.batch_size), examples, title=args.title)
     print(f"serving {reader.engine} on http://{args.host}:{args.port}", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(folder)], show_error=True)
+    app.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(folder)], show_error=True,
+               max_file_size=MAX_FILE_SIZE)
 
 
 def main(argv=None):

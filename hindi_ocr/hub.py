@@ -12,7 +12,8 @@ import shlex
 import time
 from pathlib import Path
 
-from .card import GOT_IMAGE_TOKENS, load_card, merged_card
+from .card import GOT_IMAGE_TOKENS, merged_card
+from .card_reading import base_license, load_card
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def publish_merged(folder: str, repo_id: str, base: str | None, adapter: str, ad
                    max_new_tokens: int = 256, num_image_tokens: int = GOT_IMAGE_TOKENS, lines_per_page: int = 1) -> None:
     """infer.py --merge_lora DIR --push_to_hub REPO_ID: a card for the merged folder, then the upload."""
     card = merged_card(repo_id, base, adapter, load_card(adapter, adapter_revision, token), line_layout,
-                       max_new_tokens, num_image_tokens, lines_per_page)
+                       max_new_tokens, num_image_tokens, lines_per_page, licence=base_license(base, token))
     card.save(Path(folder) / "README.md")
     push_folder(folder, repo_id, token=token, private=private, commit_message="Upload merged model")
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from huggingface_hub import SpaceCard, SpaceCardData, constants
 
 from . import __version__
-from .card import LICENSE, TAGS, demo_space_id, hub_id
+from .card import TAGS, UNKNOWN_LICENSE, demo_space_id
+from .card_reading import base_license, hub_id
 from .hub import push_with_retries
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ def gradio_version() -> str:
 
 
 def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str | None, requirement: str,
-                title: str) -> dict[str, str]:
-    """The Space's files by name: the page for ``model_id`` (an adapter on ``base``, or a standalone model)."""
+                title: str, licence: dict | None = None) -> dict[str, str]:
+    """The Space's files by name: the page for ``model_id`` (an adapter on ``base``, or a standalone model);
+    ``licence``: the model card's (:func:`hindi_ocr.card_reading.base_license` of ``model_id``)."""
     flag = "--adapter" if adapter else "--model_name_or_path"
     revision_flag = "--adapter_revision" if adapter else "--model_revision"
     argv = [flag, model_id] + ([revision_flag, revision] if revision else []) + ["--title", title]
@@ -88,7 +90,7 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
     models = [model_id] + ([hub_id(base)] if adapter and hub_id(base) else [])
     data = SpaceCardData(title=title, sdk="gradio", sdk_version=gradio_version(),
                          python_version=f"{sys.version_info.major}.{sys.version_info.minor}", app_file="app.py",
-                         license=LICENSE, models=models, tags=list(TAGS), emoji="📜", colorFrom="indigo",
+                         **(licence or {"license": UNKNOWN_LICENSE}), models=models, tags=list(TAGS), emoji="📜", colorFrom="indigo",
                          colorTo="blue", pinned=False, suggested_hardware="t4-small",
                          short_description="Read printed Hindi text lines (GOT-OCR2)")
     url = f"{constants.ENDPOINT}/{model_id}"
@@ -150,7 +152,8 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
             raise SystemExit(f"--model_name_or_path {model}: no config.json on the Hub (wrong id, or private "
                              "without a token?)")
     files = space_files(model_id, adapter=bool(adapter), base=base, revision=revision,
-                        requirement=requirement or project_requirement(), title=title)
+                        requirement=requirement or project_requirement(), title=title,
+                        licence=base_license(model_id, token))
     folder = write_space(Path(folder) if folder else Path(tempfile.mkdtemp(prefix="hindi-ocr-space-")), files,
                          replace=replace)
 

@@ -108,7 +108,11 @@ def test_card_metadata_eval_results_and_widget(pushed):
     assert (pushed.hub.repo_files(MODEL_REPO)["README.md"]).decode("utf-8") == str(card)
     data = card.data
     assert (data.library_name, data.pipeline_tag, data.language, data.license) == (
-        "peft", "image-to-text", "hi", "apache-2.0")
+        "peft", "image-to-text", "hi", "other")  # a local base: no card to take a licence from
+    assert "license_name" not in data.to_dict() and "license_link" not in data.to_dict()
+    assert card.text.endswith(f"## Licence\n\nThe base model `{pushed.model.name} (a local checkpoint)` states no "
+                              "licence this project could read, so the metadata says `other`: check the base model's "
+                              "terms before you use or share this model.\n")
     assert {"ocr", "hindi", "devanagari"} <= set(data.tags)
     assert data.base_model is None  # a local base folder is no Hub id
     test = json.loads((pushed.out / "test_results.json").read_text())
@@ -215,6 +219,44 @@ def test_merged_model_push_has_weights_settings_and_the_adapter_results(pushed):
     adapter = ModelCard.load(pushed.out / "README.md")
     assert card.data.library_name == "transformers" and card.data.eval_results == adapter.data.eval_results
     assert "PeftModel" not in card.text and f'from_pretrained("{repo}")' in card.text
+
+
+def test_the_card_licence_is_the_base_cards_read_at_push_time(local_hub, tmp_path):
+    """The licence fields come from the base model's own card on the Hub, never from this project; a base whose
+    card has none (or no card, or a local folder) gives `other` and a sentence sending the user to the base's terms."""
+    from huggingface_hub import HfApi
+
+    from hindi_ocr.card import merged_card
+    from hindi_ocr.card_reading import base_license
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    cards = {"labs/research-base": "---\nlicense: other\nlicense_name: vary-research\nlicense_link: LICENSE\n---\n# R\n",
+             "labs/open-base": "---\nlicense: cc-by-nc-4.0\nlanguage: en\n---\n# O\n",
+             "labs/silent-base": "---\nlanguage: en\n---\n# S: no licence in the metadata\n",
+             "labs/cardless-base": None}
+    for repo, text in cards.items():
+        api.create_repo(repo)
+        api.upload_file(path_or_fileobj=(text or "{}").encode(), path_in_repo="README.md" if text else "config.json",
+                        repo_id=repo)
+    local = tmp_path / "labs" / "open-base"  # a local base folder has no Hub card to read
+    local.mkdir(parents=True)
+    expected = {"labs/research-base": {"license": "other", "license_name": "vary-research",
+                                       "license_link": f"{local_hub.endpoint}/labs/research-base/blob/main/LICENSE"},
+                "labs/open-base": {"license": "cc-by-nc-4.0"}, "labs/silent-base": {}, "labs/cardless-base": {},
+                str(local): {}, None: {}}
+    assert {base: base_license(base, local_hub.token) for base in expected} == expected
+    for base, licence in expected.items():
+        card = merged_card("me/merged", base, "me/adapter", None, "squash", 21, 256, licence=base_license(base))
+        front = yaml.safe_load(str(card).split("---\n")[1])
+        assert {k: front[k] for k in ("license", "license_name", "license_link") if k in front} == (
+            licence or {"license": "other"}), base
+        section = card.text.split("## Licence\n\n")[1]
+        if licence:
+            assert section == (f"`{licence['license']}`, as stated by the card of the base model `{base}`, whose terms "
+                               "this model is bound by.\n")
+        else:
+            assert section.endswith("so the metadata says `other`: check the base model's terms before you use or "
+                                    "share this model.\n"), base
 
 
 def test_dataset_publish_then_load_dataset_returns_the_same_lines(local_hub, tmp_path):

@@ -83,6 +83,7 @@ def test_train_pushes_the_space_files(pushed):
         version = TESTED_GRADIO
     assert (meta["sdk"], meta["sdk_version"], meta["app_file"], meta["models"], meta["suggested_hardware"]) == (
         "gradio", version, "app.py", [MODEL_REPO], "t4-small")  # the base is a local folder: no Hub id to list
+    assert meta["license"] == "other"  # the model card's, which found no licence on its local base
     assert f'pip install "{requirement}"' in readme and f"--adapter {MODEL_REPO}" in readme
     assert str(pushed.root) not in readme  # the local base folder means nothing on the Hub; a warning says so
     assert f"the adapter's base model {pushed.root / 'loud-tiny'} is not a Hub id" in pushed.log
