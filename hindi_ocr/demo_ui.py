@@ -20,10 +20,14 @@ from typing import Sequence
 from .compare import Reader, read_with_model, read_with_tesseract, summary_table
 from .inference import IMAGE_SUFFIXES, Line
 from .report import align
-from .rows import check_image
+from .rows import TOO_LARGE, check_image
 from .scoring import tokenize
 
 MAX_IMAGES = 16  # per request: a page of lines; more would hold the one model for everyone else
+# A text line is a few megapixels at most (5000 x 300 is 1.5). Pillow only refuses past ~179 megapixels, and a
+# 100-megapixel PNG can be a few kilobytes on disk: the page refuses big images before decoding them.
+MAX_PIXELS = 8_000_000
+MAX_FILE_SIZE = "10mb"  # Gradio refuses larger uploads before they are stored (Blocks.launch(max_file_size=...))
 WRONG, EXTRA, MISSING = "read wrong", "extra", "missing"
 COLORS = {WRONG: "#f87171", EXTRA: "#fbbf24", MISSING: "#93c5fd"}
 FORMATS = ", ".join(sorted(s.lstrip(".").upper() for s in IMAGE_SUFFIXES))
@@ -76,12 +80,24 @@ def upload_problem(path: str) -> str | None:
         return "the upload did not arrive; try again"
     if os.path.getsize(path) == 0:
         return "the file is empty (0 bytes)"
-    problem = check_image(path, mode="decode")  # Pillow's decompression-bomb limit stays on
+    problem = check_image(path, mode="header") or _too_many_pixels(path) or check_image(path, mode="decode")  # Pillow's decompression-bomb limit stays on
     if problem is None:
         return None
     if problem.startswith("UnidentifiedImageError"):
         return f"not an image Pillow can read; upload {FORMATS}"
     return problem
+
+
+def _too_many_pixels(path: str) -> str | None:
+    """From the header alone: an image over MAX_PIXELS is refused before it is decoded."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    if width * height <= MAX_PIXELS:
+        return None
+    return (f"{TOO_LARGE}: {width} x {height} pixels is over the demo's limit of {MAX_PIXELS / 1e6:g} megapixels; "
+            "crop the line or downscale it")
 
 
 class LineDemo:

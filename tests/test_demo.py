@@ -167,11 +167,36 @@ def test_client_bad_uploads_get_messages_and_the_server_goes_on(setup, server, t
         assert (prediction, scores) == ("", "")
         assert messages.startswith(f"**{name}**: {message}") and messages.endswith(NO_UPLOAD), messages
     assert client.predict([], "", api_name="/read")[4] == NO_UPLOAD
+    # A valid 100-megapixel PNG of a few kB (under Pillow's bomb error, over its warning): refused from its header,
+    # named; and a file over the upload size limit never reaches the handler. The next request is served.
+    (tmp_path / "vast.png").write_bytes(white_png(10_000, 10_000))
+    assert (tmp_path / "vast.png").stat().st_size < 50_000
+    prediction, _, _, _, messages = client.predict([handle(str(tmp_path / "vast.png"))], "", api_name="/read")
+    assert prediction == "" and messages.startswith(
+        "**vast.png**: too large for a text line: 10000 x 10000 pixels is over the demo's limit of 8 megapixels; "
+        "crop the line or downscale it."), messages
+    (tmp_path / "heavy.png").write_bytes(b"\0" * (11 * 1024 * 1024))  # over MAX_FILE_SIZE (10 MB)
+    with pytest.raises(Exception, match="(?i)file.*(too large|size)|413"):
+        client.predict([handle(str(tmp_path / "heavy.png"))], "", api_name="/read")
+    assert client.predict([handle(str(images[0]))], "", api_name="/read")[0] == predicted["0.png"]
     # A bad file among good ones: the good one is read, the bad one named; then the next request is served.
     prediction, _, _, _, messages, _ = client.predict([handle(str(tmp_path / "huge.png")), handle(str(images[1]))],
                                                       "", api_name="/read")
     assert prediction == predicted["1.png"] and messages.startswith("**huge.png**: too large for a text line")
     assert client.predict([handle(str(images[0]))], "", api_name="/read")[0] == predicted["0.png"]
+
+
+def white_png(width: int, height: int) -> bytes:
+    """A complete, valid 1-bit white PNG: megapixels that compress to almost nothing on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row = b"\0" + b"\xff" * ((width + 7) // 8)
+    body = (chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def test_reference_lines_must_match_uploads(setup, server):
