@@ -240,6 +240,22 @@ def test_settle_pages_rereads_only_the_pages_with_the_wrong_line_count():
     assert asked == []
 
 
+def test_each_reread_reading_lands_on_its_own_line_across_pages_of_a_batch():
+    """Several pages of different sizes re-read in one batch: every line gets the reading of its own image."""
+    groups = [["p0a", "p0b", "p0c"], ["p1a"], ["p2a", "p2b", "p2c", "p2d"], ["p3a", "p3b"], ["p4a", "p4b"]]
+    outputs = ["x\ny", "page one", "w\nx\ny\nz\nextra", "ok a\nok b", ""]  # pages 0, 2 and 4: wrong counts
+    calls = []
+
+    def read_alone(items):  # a reader whose reading of each line image names that image
+        calls.append(list(items))
+        return [f"read {item}" for item in items]
+
+    settled, rereads = settle_pages(outputs, groups, read_alone)
+    assert rereads == 3 and calls == [["p0a", "p0b", "p0c", "p2a", "p2b", "p2c", "p2d", "p4a", "p4b"]]
+    assert settled == [["read p0a", "read p0b", "read p0c"], ["page one"],
+                       ["read p2a", "read p2b", "read p2c", "read p2d"], ["ok a", "ok b"], ["read p4a", "read p4b"]]
+
+
 def newline_free_model(path: Path) -> Path:
     """The tiny random model with the newline token suppressed in generation (and at least 3 new tokens): a page of
     several lines can never be read with the right count, so every such page must be read again."""
