@@ -75,6 +75,26 @@ def test_absurd_learning_rate_stops_at_the_first_nan_and_keeps_the_checkpoint_be
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+def test_a_nan_validation_loss_alone_stops_the_run(base, tmp_path):
+    """One update at an absurd learning rate: the logged training loss and gradient norm of that step are finite,
+    the evaluation right after it (on the updated weights) gives a NaN validation loss, and that alone stops the run
+    (without it the run would go on to step 2, where the training loss is NaN too)."""
+    model, _, data = base
+    out = tmp_path / "out"
+    done = train_cli(*flags(model, data, out, "--learning_rate", "1e20", "--max_steps", "4", "--save_steps", "100",
+                            "--eval_strategy", "steps", "--eval_steps", "1",
+                            "--dataset_options", "validation_ratio=0.25,test_ratio=0"))
+    assert done.returncode == 1, done.stderr[-3000:]
+    logs = done.stderr + done.stdout
+    assert re.search(r"\{'loss': '[0-9.]+', 'grad_norm': '[0-9.]+'", logs)  # step 1's training log: finite
+    assert "{'eval_loss': 'nan', " in logs and "{'loss': 'nan'" not in logs
+    assert done.stderr.rstrip().splitlines()[-1] == (
+        "Training stopped at step 1: the validation loss is nan. No checkpoint had been saved yet; nothing from step 1 "
+        "on was saved or pushed. Try: a lower --learning_rate than 1e+20 in a fresh run (a new --output_dir, or "
+        "--overwrite_output_dir); fp32 is already in use here, so check the data and the base model too.")
+    assert not out.exists() or not any(out.iterdir())  # nothing saved
+
+
 def test_resume_onto_a_corrupted_base_stops_and_leaves_the_run_byte_for_byte(base, tmp_path):
     model, poisoned, data = base
     out = tmp_path / "run"
@@ -110,9 +130,10 @@ def test_data_parallel_processes_stop_together(base, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1"]
 
 
-def test_fp16_overflow_steps_are_tolerated_three_logs_in_a_row(tmp_path):
-    """With --fp16 the loss scaler skips an update whose gradients hold an inf or NaN (an inf gradient norm, or a NaN
-    loss from an fp16 overflow) and lowers its scale; a few such logs are normal, three in a row are not."""
+def test_guard_fed_made_up_fp16_overflow_logs_tolerates_two_in_a_row_and_stops_at_three(tmp_path):
+    """Made-up (loss, grad_norm) logs fed to the guard's on_log, no training run (no fp16 here): with --fp16 the loss
+    scaler skips an update whose gradients hold an inf or NaN (an inf gradient norm, or a NaN loss from an fp16
+    overflow) and lowers its scale; a few such logs are normal, three in a row are not."""
     from transformers import TrainerControl, TrainerState
 
     from hindi_ocr.guard import NonFiniteGuard
