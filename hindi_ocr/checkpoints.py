@@ -123,3 +123,32 @@ def resume_point(resume, output_dir: str) -> str | None:
         raise SystemExit(f"--resume_from_checkpoint {text}: cannot resume from it: {problem} (a save interrupted "
                          f"by a kill or a full disk leaves such a folder); {hint}")
     return str(folder)
+
+
+class FullModelReloading:
+    """Trainer mixin: a fully fine-tuned checkpoint (``model.safetensors``) is read back with ``from_pretrained``.
+
+    Why: transformers 5 saves GOT-OCR2 under its original checkpoint key names (``language_model.model.*``), and
+    ``Trainer._load_best_model`` and ``_load_from_checkpoint`` put ``model.safetensors`` into the model with a plain
+    ``load_state_dict(strict=False)``, which matches none of them: ``load_best_model_at_end`` silently kept the last
+    weights, and a resumed run went on from the base. ``from_pretrained`` applies the key mapping; then every
+    weight must match. Adapters (peft's own loading), DeepSpeed and FSDP go the Trainer's way.
+    """
+
+    def _load_best_model(self):
+        if not self._reload_full_model(self.state.best_model_checkpoint, self.model):
+            super()._load_best_model()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if not self._reload_full_model(resume_from_checkpoint, model if model is not None else self.model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _reload_full_model(self, folder: str, model) -> bool:
+        weights = [Path(folder) / name for name in WEIGHTS[1:]]
+        if (hasattr(model, "peft_config") or self.is_deepspeed_enabled or self.is_fsdp_enabled
+                or not any(path.is_file() for path in weights)):
+            return False
+        saved = type(model).from_pretrained(folder, dtype=next(model.parameters()).dtype)
+        model.load_state_dict(saved.state_dict(), strict=True)
+        logger.info("model weights loaded from %s", folder)
+        return True

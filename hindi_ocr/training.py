@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .arguments import WORLD_SIZE_VARIABLES, DataArguments, LoraArguments, ModelArguments, parse_options
 from .card import write_model_card
+from .checkpoints import FullModelReloading
 from .checks import check_got_ocr2
 from .guard import NonFiniteGuard, NonFiniteTraining, sixteen_bit_flags
 from .inference import save_settings
@@ -78,7 +79,7 @@ def image_encoder_frozen(model) -> bool:
     return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for part in parts for m in part.modules())
 
 
-class OcrTrainer(Seq2SeqTrainer):
+class OcrTrainer(FullModelReloading, Seq2SeqTrainer):
     """Seq2SeqTrainer whose generation reads from the prompt part of each batch (a decoder-only model)."""
 
     def __init__(self, *args, data_args: DataArguments | None = None, splits=None,

@@ -71,14 +71,14 @@ def run_train(model, data, out, *extra):
     return json.loads((out / "test_results.json").read_text())["test_cer"]
 
 
-def infer_cer(capsys, *args):
+def infer_cer(capsys, *args, n=len(LINES)):
     """Run infer.py and return (predictions, CER from its last printed line)."""
     capsys.readouterr()
     infer.main(list(args))
     lines = capsys.readouterr().out.strip().splitlines()
     match = re.fullmatch(r"CER (\S+) WER (\S+) grapheme_CER (\S+) median_CER \S+ catastrophic \S+ length_ratio \S+ \(n=(\d+)\)", lines[-1])
     assert match, lines[-1]
-    assert int(match.group(4)) == len(LINES)
+    assert int(match.group(4)) == n
     return [line.split("\t", 1)[1] for line in lines[:-1]], float(match.group(1))
 
 
@@ -150,3 +150,25 @@ def test_lora_makes_a_briefly_trained_base_memorise_new_lines(trained_reader, tm
     _, squashed_cer = infer_cer(capsys, "--adapter", str(adapter), "--data_dir", str(new_lines / "TestSamples"),
                                 "--line_layout", "squash")
     assert squashed_cer > 0.3  # read in another layout than it was trained with, it fails (measured 0.89)
+
+
+def test_load_best_model_at_end_keeps_the_lowest_validation_cer(tmp_path, capsys):
+    """The smoke config keeps its best checkpoint by validation CER: in a run whose validation CER (on held-out
+    lines) changes from one evaluation to the next, the model left in output_dir is the checkpoint with the lowest
+    CER in trainer_state.json, and test_results.json is that model's reading of the test split."""
+    lines = write_line_folder(tmp_path / "lines", LINES + NEW_LINES[:4], font=FONT, test_samples=True)
+    out = tmp_path / "best"
+    test_cer = run_train(build_tiny_model(tmp_path / "tiny"), lines, out, "--no_use_lora", "--max_steps", "120",
+                         "--eval_strategy", "steps", "--eval_steps", "30", "--save_strategy", "steps",
+                         "--save_steps", "30", "--load_best_model_at_end", "true",
+                         "--dataset_options", "validation_ratio=0.25,test_ratio=0")
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = {record["step"]: record["eval_cer"] for record in state["log_history"] if "eval_cer" in record}
+    assert sorted(evals) == [30, 60, 90, 120] and len(set(evals.values())) > 1, evals  # distinguishable evaluations
+    best = min(evals, key=lambda step: (evals[step], step))
+    assert (state["best_metric"], state["best_model_checkpoint"]) == (evals[best], str(out / f"checkpoint-{best}"))
+    kept = (out / "model.safetensors").read_bytes()
+    assert kept == (out / f"checkpoint-{best}" / "model.safetensors").read_bytes()
+    assert [step for step in evals if (out / f"checkpoint-{step}" / "model.safetensors").read_bytes() == kept] == [best]
+    _, cer = infer_cer(capsys, "--model_name_or_path", str(out), "--data_dir", str(lines / "TestSamples"), n=12)
+    assert cer == float(f"{test_cer:.4f}")  # infer.py prints 4 decimals
