@@ -295,3 +295,21 @@ def test_hub_resume_refuses_a_step_that_is_not_a_number(tmp_path, local_hub):
             "not a step number; it was not written by the Trainer")):
         fetch_last_checkpoint(repo, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_finetune_resumes_from_its_checkpoint_weights(setup, tmp_path):
+    """Without LoRA the checkpoint holds the whole model under GOT-OCR2's saved key names: a resumed run must go on
+    from those weights (not from the base), and end where the uninterrupted run ended."""
+    model, data, _ = setup
+    reference, resumed = tmp_path / "full", tmp_path / "full_resumed"
+    train.main(flags(model, data, reference, "--no_use_lora", "--learning_rate", "1e-3"))
+    (resumed / "checkpoint-2").parent.mkdir()
+    shutil.copytree(reference / "checkpoint-2", resumed / "checkpoint-2")
+    train.main(flags(model, data, resumed, "--no_use_lora", "--learning_rate", "1e-3", "--resume_from_checkpoint",
+                     "true"))
+    got, want = load_file(resumed / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+    halfway = load_file(reference / "checkpoint-2" / "model.safetensors")  # the tolerance tells runs apart
+    assert any(not torch.allclose(halfway[name], want[name], rtol=1e-4, atol=1e-6) for name in want)
