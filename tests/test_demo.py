@@ -26,7 +26,7 @@ from hindi_ocr.compare import load_reader  # noqa: E402
 from hindi_ocr.demo import EXAMPLE_LINES, rendered_examples  # noqa: E402
 from hindi_ocr.demo_ui import EXTRA, MISSING, NO_UPLOAD, WRONG, LineDemo, highlight  # noqa: E402
 from hindi_ocr.render import write_line_folder  # noqa: E402
-from hindi_ocr.scoring import score  # noqa: E402
+from hindi_ocr.scoring import score, tokenize  # noqa: E402
 from hindi_ocr.tesseract import TesseractUnavailable, locate  # noqa: E402
 from demo_helpers import REPO, infer_predictions, local_env, loud_tiny_model, start_demo, stop  # noqa: E402
 
@@ -98,7 +98,9 @@ def test_browser_upload_shows_infer_prediction_cer_and_highlights(setup, server,
             expect(page.locator("#confidence")).to_contain_text("0.png")
             highlighted = page.locator("#highlighted").inner_text()
             pieces = highlight(expected, LINES[0])
-            assert {label for _, label in pieces} - {None} <= {WRONG, EXTRA, MISSING}
+            # The marked characters are the CER's edits: substituted + inserted + deleted = CER x reference length.
+            marked = sum(len(text) for text, label in pieces if label)
+            assert marked == round(cer * len(tokenize(LINES[0], "cer"))) > 0, pieces
             for text, label in pieces:  # every piece is on the page, and each error class with its legend
                 if text.strip():
                     assert text.strip() in highlighted, (text, highlighted)
@@ -143,9 +145,13 @@ def test_client_reads_two_lines_like_infer(setup, server):
         assert abs(float(value) - infer_confidence[name.lstrip("| ")]) <= 6e-4
     cer = score([predicted["0.png"], predicted["1.png"]], LINES)["cer"]  # corpus CER over both lines
     assert scores.splitlines()[2].split(" | ")[1] == f"{cer:.4f}"
-    shown = "".join(piece["token"] for piece in highlighted)
-    assert shown == "".join(t for t, _ in highlight(predicted["0.png"], LINES[0]) + [("\n", None)]
-                            + highlight(predicted["1.png"], LINES[1]))
+    expected = []  # both lines' pieces, neighbours with the same label joined as the page joins them
+    for text, label in highlight(predicted["0.png"], LINES[0]) + [("\n", None)] + highlight(predicted["1.png"], LINES[1]):
+        if expected and expected[-1][1] == label:
+            expected[-1] = (expected[-1][0] + text, label)
+        else:
+            expected.append((text, label))
+    assert [(piece["token"], piece["class_or_confidence"]) for piece in highlighted] == expected  # text and labels
     if tesseract:
         assert tesseract_text == "\n".join(tesseract.read([str(p) for p in images]))
         assert scores.splitlines()[3].startswith(f"| {tesseract.engine} |")

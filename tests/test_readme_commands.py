@@ -10,6 +10,7 @@ line through its API, and stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -268,8 +269,13 @@ def _check(argv: list[str], result: subprocess.CompletedProcess, ws: Workspace) 
     elif "--push_to_space" in argv:
         space = argv[argv.index("--push_to_space") + 1]
         assert {"app.py", "requirements.txt", "README.md"} <= set(ws.hub.repo_files(space, repo_type="space"))
-    elif SERVES.match(shlex.join(argv)):
-        assert isinstance(result.stdout, str) and result.stderr == "", result  # a reading, no message about the upload
+    elif SERVES.match(shlex.join(argv)):  # the page's reading of the line is infer.py's, with no message
+        model = [a for flag in ("--adapter", "--model_name_or_path") if flag in argv
+                 for a in (flag, argv[argv.index(flag) + 1])]
+        image, jsonl = ws.data / "output_images" / "0.png", ws.root / "demo-check.jsonl"
+        done = ws.run(["python", str(ROOT / "infer.py"), *model, str(image), "--output", str(jsonl)], {})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (result.stdout, result.stderr) == (json.loads(jsonl.read_text(encoding="utf-8"))["prediction"], "")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])
