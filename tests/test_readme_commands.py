@@ -341,3 +341,40 @@ def test_config_comments_point_to_readme_headings():
                             if line.startswith("#"))
         for name in re.findall(r'README(?: heading)? "([^"]+)"', comments):
             assert name in headings, f"{config.name} points to README heading {name!r}, which does not exist"
+
+
+def test_the_gpu_install_command_keeps_an_installed_torch():
+    """Kaggle and Colab ship a torch matched to their CUDA driver: the README's GPU command must not replace it. Its
+    `pip install torch` names no version and no upgrade, and the constraints it installs with pin neither torch nor
+    what only torch needs (found from the installed packages' requirements, as .ci/drift.py finds it in pip's
+    report), and the project asks only for a minimum torch."""
+    import importlib.util
+    from importlib import metadata
+
+    spec = importlib.util.spec_from_file_location("drift", ROOT / ".ci" / "drift.py")
+    drift = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(drift)
+    installed = {"install": [{"metadata": {"name": d.metadata["Name"], "version": d.version,
+                                           "requires_dist": d.requires or []}} for d in metadata.distributions()]}
+    torch_own = drift.torch_own(installed)
+    assert {"torch", "sympy"} <= torch_own and not {"transformers", "filelock", "numpy"} & torch_own, torch_own
+    pinned = {drift.canonical(line.split("==")[0]) for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    gpu = [line for line in README.read_text(encoding="utf-8").splitlines()
+           if line.startswith("pip install torch && ")]
+    assert len(gpu) == 1, gpu
+    for step in gpu[0].split(" && "):
+        args = shlex.split(step)
+        if args[:2] != ["pip", "install"]:
+            continue
+        assert not {"-U", "--upgrade", "--force-reinstall", "--ignore-installed", "-I"} & set(args), step
+        assert not [a for a in args[2:] if re.match(r"torch\W", a)], step  # `torch`, never `torch==...`
+        if "-c" in args:
+            constraints = ROOT / args[args.index("-c") + 1]
+            assert constraints == ROOT / "constraints.txt"
+            held = sorted(name for name in pinned if name in torch_own or name.startswith("nvidia-")
+                          or name == "triton")
+            assert not held, f"constraints.txt pins {held}: installing with it would replace an installed torch"
+    requirement = next(line.strip() for line in (ROOT / "setup.cfg").read_text().splitlines()
+                       if line.strip().startswith("torch"))
+    assert re.fullmatch(r"torch>=[\d.]+", requirement), requirement
