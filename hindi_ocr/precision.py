@@ -1,9 +1,10 @@
-"""Which 16-bit format a GPU can train in, decided from plain facts about the card so it can be tested anywhere.
+"""Which 16-bit format a GPU can train in: torch says whether the card has bfloat16 arithmetic, the message is a
+pure function of plain facts about the card so it can be tested anywhere.
 
 bfloat16 arithmetic arrived with compute capability 8.0 (Ampere: A100, A10, L4, RTX 30xx; H100 after). The cards of
-Kaggle and Colab's free tier, T4 (7.5) and P100 (6.0), have none: recent torch still answers
-``torch.cuda.is_bf16_supported()`` with True there because it can emulate bf16, so transformers accepts ``--bf16``
-and the run is as slow as fp32 or slower, with bf16's short mantissa. What they do have is fast fp16 (T4's tensor
+Kaggle and Colab's free tier, T4 (7.5) and P100 (6.0), have none: ``torch.cuda.is_bf16_supported()`` still answers
+True there because it can emulate bf16 (so transformers accepts ``--bf16`` and the run is as slow as fp32 or slower,
+with bf16's short mantissa); ``including_emulation=False`` asks for the arithmetic itself. What they do have is fast fp16 (T4's tensor
 cores; P100 runs fp16 at twice its fp32 rate), hence ``--fp16``: fp32 weights, fp16 autocast, loss scaling.
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BF16_CAPABILITY = (8, 0)
+BF16_CAPABILITY = (8, 0)  # for the message; whether a card has bf16 is torch's answer
 
 
 @dataclass(frozen=True)
 class GpuFacts:
     name: str
     capability: tuple[int, int]  # (major, minor), as torch.cuda.get_device_capability gives it
+    bf16: bool  # bfloat16 arithmetic: torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def bf16_problem(flag: str, gpu: GpuFacts | None) -> str | None:
@@ -25,7 +27,7 @@ def bf16_problem(flag: str, gpu: GpuFacts | None) -> str | None:
 
     None for no CUDA GPU (CPU runs: bf16 autocast works there; ROCm: every card has bf16).
     """
-    if gpu is None or tuple(gpu.capability) >= BF16_CAPABILITY:
+    if gpu is None or gpu.bf16:
         return None
     instead = ("use --fp16 true instead (fp32 weights, fp16 autocast with loss scaling), or leave --bf16 out for "
                "fp32" if flag.startswith("--bf16") else
@@ -53,7 +55,8 @@ def local_gpu() -> GpuFacts | None:
     if not torch.cuda.is_available() or torch.version.hip:
         return None
     index = torch.cuda.current_device()
-    return GpuFacts(torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index)))
+    return GpuFacts(torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index)),
+                    torch.cuda.is_bf16_supported(including_emulation=False))
 
 
 def check_bf16(flag: str, use_cpu: bool = False) -> None:

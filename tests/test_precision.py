@@ -1,5 +1,6 @@
 """bf16 on a GPU without bf16 (Kaggle's and Colab's T4 and P100) is refused with our one-line error naming the flag to
-use; the decision is a pure function of the card's facts, so it is tested here without a GPU and without mocks."""
+use; whether a card has bf16 is torch's answer (is_bf16_supported(including_emulation=False)), and the message a
+pure function of the card's facts, so it is tested here without a GPU and without mocks."""
 
 import pytest
 
@@ -7,8 +8,8 @@ import train
 from hindi_ocr.precision import GpuFacts, bf16_problem, check_bf16, fp16_problem, local_gpu
 from hindi_ocr.arguments import parse_args
 
-T4 = GpuFacts("Tesla T4", (7, 5))
-P100 = GpuFacts("Tesla P100-PCIE-16GB", (6, 0))
+T4 = GpuFacts("Tesla T4", (7, 5), bf16=False)
+P100 = GpuFacts("Tesla P100-PCIE-16GB", (6, 0), bf16=False)
 
 
 def test_t4_and_p100_are_told_to_use_fp16():
@@ -23,8 +24,8 @@ def test_t4_and_p100_are_told_to_use_fp16():
     assert "\n" not in bf16_problem("--bf16 true", T4)
 
 
-@pytest.mark.parametrize("gpu", [GpuFacts("NVIDIA A100-SXM4-40GB", (8, 0)), GpuFacts("NVIDIA L4", (8, 9)),
-                                 GpuFacts("NVIDIA H100 80GB HBM3", (9, 0)), None])
+@pytest.mark.parametrize("gpu", [GpuFacts("NVIDIA A100-SXM4-40GB", (8, 0), True), GpuFacts("NVIDIA L4", (8, 9), True),
+                                 GpuFacts("NVIDIA H100 80GB HBM3", (9, 0), True), None])
 def test_cards_with_bf16_and_cpu_pass(gpu):
     assert bf16_problem("--bf16 true", gpu) is None
 

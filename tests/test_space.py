@@ -34,6 +34,16 @@ SPACE_FILES = {"app.py", "requirements.txt", "packages.txt", "README.md"}
 PIN = re.compile(r"^hindi-ocr\[demo\](==\d+\.\d+\.\d+| @ git\+https://\S+@[0-9a-f]{40})$")
 
 
+@pytest.fixture(autouse=True)
+def hub_reachable(monkeypatch):
+    """The local Hub server is these tests' Hub: in-process huggingface_hub calls (HfApi, snapshot_download) must
+    reach it also where HF_HUB_OFFLINE=1 is exported, an offline user's usual setting (subprocesses get hub_env)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory):
     """A 2-step LoRA run on the loud tiny model, pushed with its demo Space."""
