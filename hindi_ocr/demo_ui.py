@@ -80,7 +80,8 @@ def upload_problem(path: str) -> str | None:
         return "the upload did not arrive; try again"
     if os.path.getsize(path) == 0:
         return "the file is empty (0 bytes)"
-    problem = check_image(path, mode="header") or _too_many_pixels(path) or check_image(path, mode="decode")  # Pillow's decompression-bomb limit stays on
+    problem = (check_image(path, mode="header") or _too_many_pixels(path)
+               or check_image(path, mode="decode"))  # Pillow's decompression-bomb limit stays on
     if problem is None:
         return None
     if problem.startswith("UnidentifiedImageError"):

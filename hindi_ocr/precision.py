@@ -3,8 +3,8 @@ pure function of plain facts about the card so it can be tested anywhere.
 
 bfloat16 arithmetic arrived with compute capability 8.0 (Ampere: A100, A10, L4, RTX 30xx; H100 after). The cards of
 Kaggle and Colab's free tier, T4 (7.5) and P100 (6.0), have none: ``torch.cuda.is_bf16_supported()`` still answers
-True there because it can emulate bf16 (so transformers accepts ``--bf16`` and the run is as slow as fp32 or slower,
-with bf16's short mantissa); ``including_emulation=False`` asks for the arithmetic itself. What they do have is fast fp16 (T4's tensor
+True there because it can emulate bf16 (so transformers accepts ``--bf16`` and the run is as slow as fp32 or
+slower, with bf16's short mantissa); ``including_emulation=False`` asks for the arithmetic itself. What they do have is fast fp16 (T4's tensor
 cores; P100 runs fp16 at twice its fp32 rate), hence ``--fp16``: fp32 weights, fp16 autocast, loss scaling.
 """
 

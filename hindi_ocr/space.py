@@ -88,9 +88,10 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
     requirements = (f"# hindi-ocr, pinned: the reading code this Space runs. Gradio comes from sdk_version in "
                     f"README.md.\n{requirement}\n")
     models = [model_id] + ([hub_id(base)] if adapter and hub_id(base) else [])
+    licence = licence or {"license": UNKNOWN_LICENSE}
     data = SpaceCardData(title=title, sdk="gradio", sdk_version=gradio_version(),
                          python_version=f"{sys.version_info.major}.{sys.version_info.minor}", app_file="app.py",
-                         **(licence or {"license": UNKNOWN_LICENSE}), models=models, tags=list(TAGS), emoji="📜", colorFrom="indigo",
+                         **licence, models=models, tags=list(TAGS), emoji="📜", colorFrom="indigo",
                          colorTo="blue", pinned=False, suggested_hardware="t4-small",
                          short_description="Read printed Hindi text lines (GOT-OCR2)")
     url = f"{constants.ENDPOINT}/{model_id}"

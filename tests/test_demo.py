@@ -146,7 +146,8 @@ def test_client_reads_two_lines_like_infer(setup, server):
     cer = score([predicted["0.png"], predicted["1.png"]], LINES)["cer"]  # corpus CER over both lines
     assert scores.splitlines()[2].split(" | ")[1] == f"{cer:.4f}"
     expected = []  # both lines' pieces, neighbours with the same label joined as the page joins them
-    for text, label in highlight(predicted["0.png"], LINES[0]) + [("\n", None)] + highlight(predicted["1.png"], LINES[1]):
+    pieces = highlight(predicted["0.png"], LINES[0]) + [("\n", None)] + highlight(predicted["1.png"], LINES[1])
+    for text, label in pieces:
         if expected and expected[-1][1] == label:
             expected[-1] = (expected[-1][0] + text, label)
         else:

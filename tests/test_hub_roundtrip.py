@@ -230,7 +230,8 @@ def test_the_card_licence_is_the_base_cards_read_at_push_time(local_hub, tmp_pat
     from hindi_ocr.card_reading import base_license
 
     api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
-    cards = {"labs/research-base": "---\nlicense: other\nlicense_name: vary-research\nlicense_link: LICENSE\n---\n# R\n",
+    research = "---\nlicense: other\nlicense_name: vary-research\nlicense_link: LICENSE\n---\n# R\n"
+    cards = {"labs/research-base": research,
              "labs/open-base": "---\nlicense: cc-by-nc-4.0\nlanguage: en\n---\n# O\n",
              "labs/silent-base": "---\nlanguage: en\n---\n# S: no licence in the metadata\n",
              "labs/cardless-base": None}
