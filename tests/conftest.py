@@ -91,6 +91,16 @@ def hub_environment(hub: LocalHub, hf_home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def hub_reachable(monkeypatch):
+    """For tests that run their own LocalHub: in-process huggingface_hub calls (HfApi, snapshot_download) must reach
+    it also where HF_HUB_OFFLINE=1 is exported, an offline user's usual setting (subprocesses get their own env)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+@pytest.fixture
 def local_hub(tmp_path, monkeypatch):
     """A running ``LocalHub`` (see tests/hub_server.py) with all HF libraries pointed at it.
 

@@ -113,6 +113,7 @@ def readme_commands(markdown: str) -> list[Command]:
     return commands
 
 
+pytestmark = pytest.mark.usefixtures("hub_reachable")  # conftest: the local Hub also with HF_HUB_OFFLINE=1
 COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
 
 

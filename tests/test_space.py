@@ -25,6 +25,7 @@ from hindi_ocr.space import TESTED_GRADIO, project_requirement, public_git_url, 
 from hub_server import LocalHub
 from test_hub_roundtrip import SPLIT_OPTIONS, hub_env, run
 
+pytestmark = pytest.mark.usefixtures("hub_reachable")  # conftest: the local Hub also with HF_HUB_OFFLINE=1
 gradio_client = pytest.importorskip("gradio_client", reason='the demo extra is not installed: pip install -e ".[demo]"')
 
 MODEL_REPO = "test-user/tiny-ocr"
@@ -32,16 +33,6 @@ SPACE = MODEL_REPO + "-demo"
 LINES = ["नमस्ते", "भारत", "किताब", "हिन्दी", "पानी", "घर", "ज्ञान", "सूरज"]
 SPACE_FILES = {"app.py", "requirements.txt", "packages.txt", "README.md"}
 PIN = re.compile(r"^hindi-ocr\[demo\](==\d+\.\d+\.\d+| @ git\+https://\S+@[0-9a-f]{40})$")
-
-
-@pytest.fixture(autouse=True)
-def hub_reachable(monkeypatch):
-    """The local Hub server is these tests' Hub: in-process huggingface_hub calls (HfApi, snapshot_download) must
-    reach it also where HF_HUB_OFFLINE=1 is exported, an offline user's usual setting (subprocesses get hub_env)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
 @pytest.fixture(scope="module")
