@@ -178,7 +178,7 @@ def test_client_bad_uploads_get_messages_and_the_server_goes_on(setup, server, t
     # named; and a file over the upload size limit never reaches the handler. The next request is served.
     (tmp_path / "vast.png").write_bytes(white_png(10_000, 10_000))
     assert (tmp_path / "vast.png").stat().st_size < 50_000
-    prediction, _, _, _, messages = client.predict([handle(str(tmp_path / "vast.png"))], "", api_name="/read")
+    prediction, *_, messages, _ = client.predict([handle(str(tmp_path / "vast.png"))], "", api_name="/read")
     assert prediction == "" and messages.startswith(
         "**vast.png**: too large for a text line: 10000 x 10000 pixels is over the demo's limit of 8 megapixels; "
         "crop the line or downscale it."), messages
