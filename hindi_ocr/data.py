@@ -80,7 +80,9 @@ def checked_texts(split, source: str, skip_invalid: bool = False):
         return problem is None
 
     if isinstance(split, datasets.IterableDataset):
-        return split.filter(usable, input_columns="text", with_indices=True)
+        # datasets 3.6 yields a filtered stream's images undecoded (dicts of bytes); a map after the filter decodes
+        # them again, so the collator gets PIL images as from an unfiltered stream
+        return split.filter(usable, input_columns="text", with_indices=True).map(lambda row: row)
     kept = [i for i, text in enumerate(split["text"]) if usable(text, i)]
     reject.finish(kept, require_rows=False)
     return split if len(kept) == len(split) else split.select(kept)

@@ -190,12 +190,12 @@ def test_a_bad_row_in_a_shard_names_the_shard_and_line(tmp_path):
     (bad / "b" / "data.csv").write_text('image_file,text\n0.png,ठीक\n1.png,"दो\nपंक्तियाँ"\n9.png,खो गया\n',
                                         encoding="utf-8")
     options = dict(data_dir=str(bad), data_files="*/data.csv", validation_ratio=0, test_ratio=0)
-    message = f"{bad / 'b' / 'data.csv'}, line 5: image '9.png' not found in {bad / 'b' / 'output_images'}"
+    # the quoted two-line cell is the first bad row (a line's text is one line), named by its shard and line
+    message = f"{bad / 'b' / 'data.csv'}, line 3: text has a line break (U+000A at position 3)"
     with pytest.raises(rows.InvalidRowError, match=re.escape(message)):
         load_line_dataset(cache_dir=str(tmp_path / "cache"), **options)
-    stream = load_line_dataset(streaming=True, **options)["train"]
-    with pytest.raises(rows.InvalidRowError, match=re.escape(message)):
-        list(stream.select_columns(["text"]))
+    with pytest.raises(rows.InvalidRowError, match=re.escape(message)):  # when the stream is built or read
+        list(load_line_dataset(streaming=True, **options)["train"].select_columns(["text"]))
 
 
 # --- train.py's data on a stream ------------------------------------------------------------------------------------
