@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import REPO, machine  # noqa: E402  (also sets the offline environment)
+from hindi_ocr.pretrain import heldout_texts  # noqa: E402,F401  (the issue-8 held-out text, shared with the reader)
 
 CORPUS = REPO.parent / "shared" / "corpus"
 TRAIN_FAMILIES = "Noto Sans Devanagari,Hind,Baloo 2,Rajdhani,Kalam,Teko"
@@ -102,26 +103,6 @@ def word_pool() -> list[str]:
         for line in read_text_lines(CORPUS / name):
             words.update(w for w in line.split() if not ZERO_WIDTH.intersection(w) and not w.endswith("\u094d"))
     return sorted(words)
-
-
-def heldout_texts(n: int, seed: int, min_words: int, max_words: int) -> list[str]:
-    """``n`` windows of ``min_words``..``max_words`` words from distinct Common Voice sentences (Devanagari only)."""
-    from hindi_ocr.render import read_text_lines
-
-    rng = np.random.default_rng(seed)
-    sentences = read_text_lines(CORPUS / "hi_commonvoice_sentences.txt")
-    texts = []
-    for i in rng.permutation(len(sentences)):
-        words = [w.strip("\"'“”‘’()") for w in sentences[i].split()]
-        words = [w for w in words if w and all("\u0900" <= c <= "\u097f" or c in "?,!.-" for c in w)]
-        if len(words) < min_words:
-            continue
-        count = int(rng.integers(min_words, max_words + 1))
-        start = int(rng.integers(0, max(1, len(words) - count + 1)))
-        texts.append(" ".join(words[start: start + count]))
-        if len(texts) == n:
-            return texts
-    raise ValueError(f"only {len(texts)} usable sentences")
 
 
 def vocabulary_texts(words, n: int, seed: int, min_words: int, max_words: int, exclude=()) -> list[str]:
