@@ -27,7 +27,9 @@ def split_cuts(keys, validation_ratio: float, test_ratio: float):
     n_test, n_val = [max(1, round(n * r)) if r > 0 else 0 for r in (test_ratio, validation_ratio)]
     if n_test + n_val >= n:
         raise ValueError(f"{n} rows are too few for test_ratio={test_ratio} and "
-                         f"validation_ratio={validation_ratio}")
+                         f"validation_ratio={validation_ratio}: training, validation and test need a row each "
+                         "at least; add rows (a small folder, e.g. infer.py --review's, can be appended to your "
+                         "training data.csv), or give validation and test their own files (a TestSamples/ folder, or data_files=)")
     keys = np.asarray(keys, dtype=np.uint64)
     order = np.argsort(keys, kind="stable")  # ties (one image listed twice) in file order
 
