@@ -1,5 +1,6 @@
 """Try a trained model in a browser: a local Gradio page, or the same page published as a Hugging Face Space.
 
+    python -m hindi_ocr.demo                                             # the shipped Hindi reader
     python -m hindi_ocr.demo --adapter outputs/run1                      # http://127.0.0.1:7860
     python -m hindi_ocr.demo --adapter USER/got-ocr2-hindi-lora --push_to_space USER/got-ocr2-hindi-demo [--private]
 
@@ -34,8 +35,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adapter", help="LoRA adapter: a folder written by train.py or a Hub id")
     p.add_argument("--adapter_revision", default=None, help="branch, tag or commit of the adapter on the Hub")
-    p.add_argument("--model_name_or_path", help="base GOT-OCR2, or a merged/fully fine-tuned model "
-                                                "(default: the adapter's base)")
+    p.add_argument("--model_name_or_path", help="base GOT-OCR2, or a merged/fully fine-tuned model (default: the "
+                                                "adapter's base; with no --adapter either, the shipped Hindi reader, "
+                                                "python -m hindi_ocr.reader)")
     p.add_argument("--model_revision", default=None, help="branch, tag or commit of the model")
     p.add_argument("--line_layout", choices=LINE_LAYOUTS, help="default: what the adapter was trained with")
     p.add_argument("--batch_size", type=positive_int, default=8)
@@ -58,8 +60,6 @@ def parse_args(argv=None):
     p.add_argument("--space_dir", help="with --push_to_space: where the Space files are written before the upload "
                                        "(default: a new temporary folder); must be empty or not exist")
     args = p.parse_args(argv)
-    if not (args.adapter or args.model_name_or_path):
-        p.error("give the model to read with: --adapter DIR_OR_HUB_ID or --model_name_or_path DIR_OR_HUB_ID")
     pushing_only = [flag for flag, value in (("--private", args.private), ("--space_dir", args.space_dir),
                                              ("--space_requirement", args.space_requirement)) if value]
     if pushing_only and not args.push_to_space:
@@ -131,6 +131,10 @@ def serve(args) -> None:
         import gradio  # noqa: F401 - fail before the model loads
     except ImportError:
         raise SystemExit('The demo needs Gradio: pip install -e ".[demo]" (or pip install "hindi-ocr[demo]")') from None
+    if not (args.adapter or args.model_name_or_path):
+        from .reader import reader_path
+
+        args.model_name_or_path = str(reader_path())
     try:
         tesseract, note = locate(args.tesseract_cmd), ""
     except TesseractUnavailable as err:

@@ -81,13 +81,15 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
     ``licence``: the model card's (:func:`hindi_ocr.card_reading.base_license` of ``model_id``)."""
     flag = "--adapter" if adapter else "--model_name_or_path"
     revision_flag = "--adapter_revision" if adapter else "--model_revision"
-    argv = [flag, model_id] + ([revision_flag, revision] if revision else []) + ["--title", title]
-    app = (f'"""Gradio Space for {model_id}: the demo page of hindi-ocr (python -m hindi_ocr.demo)."""\n\n'
+    argv = ([flag, model_id] if model_id else []) + ([revision_flag, revision] if revision else []) + ["--title", title]
+    name = model_id or "the Hindi reader shipped with hindi-ocr"
+    named = f" {flag} {model_id}" if model_id else ""
+    app = (f'"""Gradio Space for {name}: the demo page of hindi-ocr (python -m hindi_ocr.demo)."""\n\n'
            "from hindi_ocr.demo import main\n\n"
            f"main({argv!r})\n")
     requirements = (f"# hindi-ocr, pinned: the reading code this Space runs. Gradio comes from sdk_version in "
                     f"README.md.\n{requirement}\n")
-    models = [model_id] + ([hub_id(base)] if adapter and hub_id(base) else [])
+    models = ([model_id] if model_id else []) + ([hub_id(base)] if adapter and hub_id(base) else [])
     licence = licence or {"license": UNKNOWN_LICENSE}
     data = SpaceCardData(title=title, sdk="gradio", sdk_version=gradio_version(),
                          python_version=f"{sys.version_info.major}.{sys.version_info.minor}", app_file="app.py",
@@ -96,8 +98,9 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
                          short_description="Read printed Hindi text lines (GOT-OCR2)")
     url = f"{constants.ENDPOINT}/{model_id}"
     on_base = f" on `{hub_id(base)}`" if adapter and hub_id(base) else ""
+    model_link = f"[{model_id}]({url})" if model_id else "the tiny Hindi reader shipped with hindi-ocr"
     body = (
-        f"# {title}\n\nReads one printed line of Hindi (Devanagari) text per image with [{model_id}]({url})"
+        f"# {title}\n\nReads one printed line of Hindi (Devanagari) text per image with {model_link}"
         f"{on_base}. Upload line images, type their text to see CER and the "
         "characters read wrong, and compare with Tesseract (`hin`, single-line mode).\n\n"
         "## Hardware\n\nThe full-size GOT-OCR2 is slow on CPUs: on 2 CPU cores, like the free CPU basic hardware, "
@@ -105,7 +108,7 @@ def space_files(model_id: str, *, adapter: bool, base: str | None, revision: str
         "metadata suggests a T4 GPU (`t4-small`); choose the hardware under Settings → Space hardware.\n\n"
         "If the model is private, add a secret `HF_TOKEN` (a read token) under Settings → Variables and secrets.\n\n"
         "## Run it on your own machine\n\n"
-        f"```bash\npip install \"{requirement}\"\npython -m hindi_ocr.demo {flag} {model_id}\n```\n\n"
+        f"```bash\npip install \"{requirement}\"\npython -m hindi_ocr.demo{named}\n```\n\n"
         "Written by `python -m hindi_ocr.demo --push_to_space` (or `train.py --push_demo_space`).\n"
     )
     card = SpaceCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
@@ -130,7 +133,7 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
                     title: str = "Hindi line OCR") -> str:
     """Write the Space files for a model on the Hub and upload them; returns the Space's URL."""
     model_id = adapter or model
-    if not hub_id(model_id):
+    if model_id and not hub_id(model_id):
         flag = "--adapter" if adapter else "--model_name_or_path"
         raise SystemExit(f"--push_to_space needs the model on the Hub: {flag} {model_id} is not a Hub id. Push it "
                          "first (train.py --push_to_hub, or infer.py --merge_lora DIR --push_to_hub) and give its id.")
@@ -149,7 +152,7 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
                            "runs on the Hub", base)
     else:
         base = None
-        if not api.file_exists(model, "config.json", revision=revision):
+        if model and not api.file_exists(model, "config.json", revision=revision):
             raise SystemExit(f"--model_name_or_path {model}: no config.json on the Hub (wrong id, or private "
                              "without a token?)")
     files = space_files(model_id, adapter=bool(adapter), base=base, revision=revision,
@@ -161,10 +164,11 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
     def push():
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(folder),
-                          allow_patterns=list(SPACE_FILES), commit_message=f"Demo page for {model_id}")
+                          allow_patterns=list(SPACE_FILES), commit_message=f"Demo page for {model_id or 'the shipped reader'}")
 
     flag = "--adapter" if adapter else "--model_name_or_path"
-    rerun = f", or rerun `python -m hindi_ocr.demo {flag} {model_id} --push_to_space {space_id}`"
+    named = f" {flag} {model_id}" if model_id else ""
+    rerun = f", or rerun `python -m hindi_ocr.demo{named} --push_to_space {space_id}`"
     push_with_retries(push, space_id, str(folder), what="the Space files (app.py, requirements.txt, README.md)",
                       rerun=rerun, repo_type="space")
     return f"{constants.ENDPOINT}/spaces/{space_id}"
