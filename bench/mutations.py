@@ -170,6 +170,11 @@ MUTATIONS = (
              "hindi_ocr/distributed_reading.py", "ordered = sorted(by_index.items())",
              "ordered = sorted(((i, r) for part in parts for i, r in part), key=lambda item: item[0])",
              ("tests/test_read_scale.py::test_merge_puts_shares_in_input_order_and_counts_a_padded_line_once",)),
+    Mutation("the shipped reader's weights shuffled", "hindi_ocr/reader.py",
+             "    model.save_pretrained(out)\n",
+             "    for p in model.parameters():\n        p.data = p.data.flatten()[torch.randperm(p.numel())].view_as(p)\n"
+             "    model.save_pretrained(out)\n",
+             ("tests/test_reader.py::test_the_reader_reads_heldout_lines_in_heldout_faces",)),
     Mutation("DDP eval: gather keeps the sampler's repeated lines", "hindi_ocr/training.py",
              "self.gather_function = partial(self.accelerator.gather_for_metrics,",
              "self.gather_function = partial(lambda t, **_: self.accelerator.gather(t),",

@@ -9,11 +9,12 @@ head on the projected image tokens (read in line order: see :func:`reading_order
 per-character signal from the first step. The head is dropped at save time: what is written is a plain
 ``GotOcr2ForConditionalGeneration`` with its processor, loaded by transformers without custom code.
 
-Data (all rendered on the fly, never the same image twice): word windows of Common Voice sentences (CC0; the
-held-out sentences removed) and of Tesseract's web-crawl word sequences (Apache-2.0), both from ``../shared/corpus``
+Data (all rendered on the fly, never the same image twice): 2-5 word windows (1-5 now and then) of Common Voice
+sentences (CC0; the held-out sentences removed, 60% of lines), of Tesseract's training text with digits and
+punctuation (Apache-2.0, 10%) and strings of Tesseract's Hindi word list (Apache-2.0, 30%), from ``../shared/corpus``
 when it is there, else frequency-drawn wordfreq words; six training font families (the held-out Mukta and Poppins are
-never trained on); a curriculum from clean black-on-white lines at one size to random size, contrast, tilt, blur
-and noise (:func:`clean_share`).
+never trained on); a curriculum (:func:`clean_share`): clean black-on-white lines at one size until the CTC loss
+shows they are read, then more and more lines of random size, contrast, tilt, blur and noise.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .ctc import CtcHead, charset, column_frames, ctc_loss, ctc_of_frames, reading_order  # noqa: F401 (re-exported)
 from .examples import OcrExampleBuilder
 from .text import normalize_text
 
@@ -75,35 +77,61 @@ def _devanagari(word: str) -> bool:
     return all("\u0900" <= c <= "\u097f" or c in "?,!.-" for c in word)
 
 
-def training_sources(exclude: list[str]) -> list[list[str]]:
-    """Word lists to draw line windows from: one per sentence or crawl line (held-out sentences removed)."""
+def training_sources(exclude: list[str]) -> dict[str, list[list[str]]]:
+    """Text to draw line windows from, by kind: real sentences (Common Voice, the held-out ones removed), word
+    sequences with digits and punctuation (Tesseract's training text), and single dictionary words to string
+    together (Tesseract's word list). Not ``hin_singles_text``: its items are lone conjunct clusters (छ्ठी, श्त्रं),
+    and at 9 in 10 of the drawn lines they taught the first stage to read syllable drills, not sentences."""
     from .render import generate_lines, read_text_lines
 
+    def words_of(line):
+        words = [w.strip("\"'“”‘’()") for w in line.split()]
+        return [w for w in words if w and "\u200c" not in w and "\u200d" not in w and not w.endswith("\u094d")]
+
     if not CORPUS.is_dir():
-        return [line.split() for line in generate_lines(20000, seed=1, min_words=4, max_words=10)]
-    sources = []
-    for name in ("hi_commonvoice_sentences.txt", "hin_singles_text.txt"):
-        for line in read_text_lines(CORPUS / name):
-            if any(text in line for text in exclude):
-                continue
-            words = [w.strip("\"'“”‘’()") for w in line.split()]
-            words = [w for w in words if w and "\u200c" not in w and "\u200d" not in w and not w.endswith("\u094d")]
-            if words:
-                sources.append(words)
+        return {"sentences": [line.split() for line in generate_lines(20000, seed=1, min_words=4, max_words=10)]}
+    sources = {}
+    for kind, name in (("sentences", "hi_commonvoice_sentences.txt"), ("mixed", "hin_training_text.txt"),
+                       ("words", "hin_wordlist.txt")):
+        lines = [line for line in read_text_lines(CORPUS / name) if not any(text in line for text in exclude)]
+        sources[kind] = [w for w in map(words_of, lines) if w]
     return sources
 
 
-def clean_share(step: int, ramp: int) -> float:
-    """Share of clean lines (one face size, black on white, no noise): 1 at step 0, falling to 0.2 at ``ramp``."""
-    return max(0.2, 1.0 - 0.8 * step / max(1, ramp))
+SOURCE_SHARES = {"sentences": 0.6, "mixed": 0.1, "words": 0.3}
+
+
+def draw_text(sources, rng) -> str:
+    """A 2-5 word window (1-5 now and then): of a sentence or mixed line, or of random dictionary words."""
+    kinds = [k for k in SOURCE_SHARES if k in sources]
+    shares = np.array([SOURCE_SHARES[k] for k in kinds])
+    kind = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
+    count = int(rng.integers(1, 6)) if rng.random() < 0.1 else int(rng.integers(2, 6))
+    if kind == "words":
+        words = [sources[kind][int(rng.integers(len(sources[kind])))][0] for _ in range(count)]
+        return normalize_text(" ".join(words))
+    words = sources[kind][int(rng.integers(len(sources[kind])))]
+    start = int(rng.integers(0, max(1, len(words) - count + 1)))
+    return normalize_text(" ".join(words[start: start + count]))
+
+
+def clean_share(step: int, ramp: int, ramp_start: int | None) -> float:
+    """Share of clean lines (one face size, black on white, no noise): all of them until the CTC loss shows the
+    model reads clean lines (``ramp_start``, the step it first did), then falling to 0.3 over ``ramp`` steps.
+    A fixed schedule moved to varied lines before anything was read (stage 1 of the first run)."""
+    if ramp_start is None:
+        return 1.0
+    return max(0.3, 1.0 - 0.7 * (step - ramp_start) / max(1, ramp))
 
 
 class Lines(torch.utils.data.IterableDataset):
-    """An endless stream of rendered lines: 1-6 word windows of real text in a random training face."""
+    """An endless stream of rendered lines in a random training face; the curriculum state comes from the trainer
+    through ``ramp_start`` (a shared value: the loader's worker reads it per line)."""
 
-    def __init__(self, sources, fonts, seed: int, start_step: int, ramp: int, batch_size: int):
+    def __init__(self, sources, fonts, seed: int, start_step: int, ramp: int, batch_size: int, ramp_start):
         self.sources, self.fonts, self.seed = sources, fonts, seed
         self.start_step, self.ramp, self.batch_size = start_step, ramp, batch_size
+        self.ramp_start = ramp_start
 
     def __iter__(self):
         from .render import render_sample
@@ -111,60 +139,16 @@ class Lines(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, self.start_step])
         n = 0
         while True:
-            words = self.sources[int(rng.integers(len(self.sources)))]
-            count = int(rng.integers(1, 7))
-            start = int(rng.integers(0, max(1, len(words) - count + 1)))
-            text = normalize_text(" ".join(words[start: start + count]))
+            text = draw_text(self.sources, rng)
             if not text or len(text) > 48:
                 continue
             step = self.start_step + n // self.batch_size
-            clean = rng.random() < clean_share(step, self.ramp)
+            start = self.ramp_start.value
+            clean = rng.random() < clean_share(step, self.ramp, None if start < 0 else start)
             size = int(rng.integers(20, 29)) if clean else 0
             image, _ = render_sample(text, rng, self.fonts, LINE_HEIGHT, font_size=size)
             n += 1
             yield image.convert("RGB"), text
-
-
-# ------------------------------------------------------------------------------------------------------- the CTC
-def charset(sources) -> list[str]:
-    chars = {c for words in sources for w in words for c in w} | {" "}
-    chars |= {chr(c) for c in range(0x0900, 0x0980)}
-    return sorted(chars)
-
-
-def reading_order(image, side: int) -> list[int]:
-    """Indices of the ``side`` x ``side`` image tokens in the order a reader meets them once the line ``image``
-    (before folding) is folded.
-
-    ``fold`` stacks k pieces of the line; a token row belongs to the piece under its centre. Within a piece the
-    tokens go column by column (top to bottom inside a column): the order CTC needs, monotonic along the line.
-    """
-    pieces = max(1, round(math.sqrt(image.width / image.height)))
-    keys = []
-    for row in range(side):
-        piece = min(pieces - 1, int((row + 0.5) * pieces / side))
-        for col in range(side):
-            keys.append((piece, col, row, row * side + col))
-    return [k[-1] for k in sorted(keys)]
-
-
-class CtcHead(torch.nn.Module):
-    def __init__(self, hidden: int, n_chars: int):
-        super().__init__()
-        self.proj = torch.nn.Linear(hidden, n_chars + 1)  # index 0: the CTC blank
-
-    def forward(self, features):
-        return self.proj(features).log_softmax(-1)
-
-
-def ctc_loss(head, features, orders, texts, index):
-    order = torch.tensor(orders)
-    feats = torch.stack([features[i, order[i]] for i in range(len(texts))])
-    log_probs = head(feats).transpose(0, 1)  # (T, B, C)
-    targets = [torch.tensor([index.get(c, 0) for c in t if c in index]) for t in texts]
-    lengths = torch.tensor([len(t) for t in targets])
-    return torch.nn.functional.ctc_loss(log_probs, torch.cat(targets), torch.full((len(texts),), feats.shape[1]),
-                                        lengths, blank=0, zero_infinity=True)
 
 
 # ------------------------------------------------------------------------------------------------------- running
@@ -198,7 +182,13 @@ def main(argv=None) -> int:
     p.add_argument("--decay_minutes", type=float, default=15.0,
                    help="the stage's last minutes, over which the learning rate falls linearly to a tenth")
     p.add_argument("--ctc_weight", type=float, default=1.0)
-    p.add_argument("--ramp_steps", type=int, default=3000, help="steps over which clean lines fall to 20%%")
+    p.add_argument("--ctc_on", choices=("tokens", "columns"), default="tokens",
+                   help="tokens: the 64 projected image tokens in reading order; columns: the vision tower's "
+                        "32x32 grid read column by column along the folded line (a CRNN's frames)")
+    p.add_argument("--ramp_steps", type=int, default=3000, help="steps over which clean lines fall to 30%%")
+    p.add_argument("--ramp_at_ctc", type=float, default=0.7,
+                   help="start varying the lines once the CTC loss (200-step mean, per character) is below this")
+    p.add_argument("--ramp_by", type=int, default=4000, help="... or at this step at the latest")
     p.add_argument("--eval_every", type=int, default=500)
     p.add_argument("--heldout_lines", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
@@ -216,11 +206,13 @@ def main(argv=None) -> int:
         shape[key] = json.loads(value)
     if args.resume:
         model, processor = load_tiny(last)
-        state = torch.load(last / "training_state.pt", weights_only=False)
+        state = torch.load(last / "training_state.pt", weights_only=False, map_location="cpu")
     else:
         init = build_tiny_model(out / "init", image_size=256, seed=args.seed, **shape)
         model, processor = load_tiny(init)
         state = None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU reruns a stage in minutes
+    model.to(device)
     configure_generation(model, processor, max_new_tokens=64)
     builder = OcrExampleBuilder(processor, line_layout="fold", max_target_tokens=64)
     texts = heldout_texts(args.heldout_lines, args.seed)
@@ -228,7 +220,10 @@ def main(argv=None) -> int:
     sources = training_sources(texts)
     chars = state["chars"] if state else charset(sources)
     index = {c: i + 1 for i, c in enumerate(chars)}
-    head = CtcHead(model.config.text_config.hidden_size, len(chars))
+    ctc_on = state["args"].get("ctc_on", "tokens") if state else args.ctc_on
+    width = (model.config.text_config.hidden_size if ctc_on == "tokens"
+             else model.config.vision_config.output_channels)
+    head = CtcHead(width, len(chars)).to(device)
     params = list(model.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.0)
     step = 0
@@ -239,24 +234,29 @@ def main(argv=None) -> int:
         step, curve = state["step"], state["curve"]
     captured = {}
     model.model.multi_modal_projector.register_forward_hook(lambda m, i, o: captured.__setitem__("f", o))
+    model.model.vision_tower.neck.register_forward_hook(lambda m, i, o: captured.__setitem__("grid", o))
     fonts = devanagari_fonts(TRAIN_FAMILIES)
-    stream = Lines(sources, fonts, args.seed, step, args.ramp_steps, args.batch_size)
-    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch_size, num_workers=1,
-                                         collate_fn=lambda rows: rows)
+    ramp_start = torch.multiprocessing.Value("i", state.get("ramp_start", -1) if state else -1)
+    stream = Lines(sources, fonts, args.seed, step, args.ramp_steps, args.batch_size, ramp_start)
+    def collate(rows):  # in the loader's worker: the processor's resizing is a quarter of a step in the main process
+        images, texts = [r[0] for r in rows], [r[1] for r in rows]
+        return images, texts, builder.training_inputs(images, texts)
+
+    loader = torch.utils.data.DataLoader(stream, batch_size=args.batch_size, num_workers=1, collate_fn=collate)
     side = int(math.isqrt(processor.num_image_tokens))
     start, losses = time.perf_counter(), []
     model.train()
     print(f"stage from step {step}, {sum(x.numel() for x in model.parameters()) / 1e6:.2f} M parameters", flush=True)
-    for rows in loader:
+    for line_images, line_texts, batch in loader:
         left = args.minutes - (time.perf_counter() - start) / 60
         decay = 0.1 + 0.9 * min(1.0, max(0.0, left) / args.decay_minutes) if args.decay_minutes else 1.0
         for group in optimizer.param_groups:
             group["lr"] = args.learning_rate * min(1.0, (step + 1) / 100) * decay
-        line_images, line_texts = [r[0] for r in rows], [r[1] for r in rows]
-        batch = builder.training_inputs(line_images, line_texts)
-        lm = model(**batch).loss
-        orders = [reading_order(im, side) for im in line_images]
-        aux = ctc_loss(head, captured["f"], orders, line_texts, index)
+        lm = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        if ctc_on == "tokens":
+            aux = ctc_loss(head, captured["f"], [reading_order(im, side) for im in line_images], line_texts, index)
+        else:
+            aux = ctc_of_frames(head, *column_frames(captured["grid"], line_images), line_texts, index)
         loss = lm + args.ctc_weight * aux
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -264,12 +264,18 @@ def main(argv=None) -> int:
         optimizer.step()
         step += 1
         losses.append((lm.item(), aux.item()))
+        if ramp_start.value < 0 and (step >= args.ramp_by or (
+                len(losses) >= 200 and np.mean([x[1] for x in losses[-200:]]) < args.ramp_at_ctc)):
+            ramp_start.value = step
+            ctc_now = np.mean([x[1] for x in losses[-200:]])
+            why = "below --ramp_at_ctc" if ctc_now < args.ramp_at_ctc else "--ramp_by reached"
+            print(f"step {step}: varied lines from now on (CTC {ctc_now:.3f}, {why})", flush=True)
         elapsed = time.perf_counter() - start
         done = elapsed > args.minutes * 60
         if step % 50 == 0:
             lm_mean, ctc_mean = np.mean(losses[-50:], axis=0)
             print(f"step {step} lm {lm_mean:.3f} ctc {ctc_mean:.3f} {elapsed / 60:.1f} min "
-                  f"clean {clean_share(step, args.ramp_steps):.2f}", flush=True)
+                  f"clean {clean_share(step, args.ramp_steps, None if ramp_start.value < 0 else ramp_start.value):.2f}", flush=True)
         if step % args.eval_every == 0 or done:
             cer, preds = evaluate(model, builder, images, texts)
             curve.append({"step": step, "cer": cer, "lm_loss": float(np.mean([x[0] for x in losses[-50:]]))})
@@ -278,7 +284,8 @@ def main(argv=None) -> int:
             model.save_pretrained(last)
             processor.save_pretrained(last)
             torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "curve": curve, "chars": chars, "args": vars(args)}, last / "training_state.pt")
+                        "curve": curve, "chars": chars, "args": vars(args),
+                        "ramp_start": ramp_start.value}, last / "training_state.pt")
             (out / "curve.json").write_text(json.dumps(curve, indent=1))
         if done:
             break

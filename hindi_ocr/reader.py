@@ -17,6 +17,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "reader"
 LINE_LAYOUT = "fold"
+READER_LICENSE = "apache-2.0"  # trained here, from scratch, on CC0 and Apache-2.0 text (assets/reader/README.md)
 
 
 def write_reader(out_dir, overwrite: bool = False) -> Path:

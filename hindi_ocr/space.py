@@ -20,6 +20,7 @@ from huggingface_hub import SpaceCard, SpaceCardData, constants
 
 from . import __version__
 from .card import TAGS, UNKNOWN_LICENSE, demo_space_id
+from .reader import READER_LICENSE
 from .card_reading import base_license, hub_id
 from .hub import push_with_retries
 
@@ -157,7 +158,7 @@ def push_demo_space(space_id: str, *, adapter: str | None = None, model: str | N
                              "without a token?)")
     files = space_files(model_id, adapter=bool(adapter), base=base, revision=revision,
                         requirement=requirement or project_requirement(), title=title,
-                        licence=base_license(model_id, token))
+                        licence=base_license(model_id, token) if model_id else {"license": READER_LICENSE})
     folder = write_space(Path(folder) if folder else Path(tempfile.mkdtemp(prefix="hindi-ocr-space-")), files,
                          replace=replace)
 

@@ -120,9 +120,9 @@ COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
 def test_readme_has_the_commands_we_expect():
     """The extraction itself: the quick start's two commands and the seed-recipe command are found."""
     texts = [c.text for c in COMMANDS]
-    assert "python -m hindi_ocr.tiny outputs/tiny-got-ocr2" in texts
+    assert "python -m hindi_ocr.reader outputs/hindi-reader" in texts
     assert "python train.py configs/smoke.yaml" in texts
-    assert texts.index("python -m hindi_ocr.tiny outputs/tiny-got-ocr2") < texts.index("python train.py configs/smoke.yaml")
+    assert texts.index("python -m hindi_ocr.reader outputs/hindi-reader") < texts.index("python train.py configs/smoke.yaml")
     assert any(t.startswith("python train.py --data_dir /path/to/lines --bf16 true --push_to_hub") for t in texts)
     assert "python -m pytest" in texts
 
@@ -189,7 +189,7 @@ class Workspace:
         self.env = {k: v for k, v in os.environ.items() if k not in HUB_ENV_UNSET}
         self.env.update(hub_environment(self.hub, root / "hf_home"))
         self.env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_MODULES_CACHE=str(root / "hf_home" / "modules"),
-                        HINDI_OCR_BENCH_DIR=str(root / "bench"))
+                        HINDI_OCR_BENCH_DIR=str(root / "bench"), HINDI_OCR_CACHE=str(root / "cache"))
 
     def run(self, argv: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
         argv = [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
@@ -265,7 +265,7 @@ def _check(argv: list[str], result: subprocess.CompletedProcess, ws: Workspace) 
             repo = argv[argv.index("--push_predictions") + 1]
             assert {"README.md", "data/predictions-00000-of-00001.parquet"} <= set(
                 ws.hub.repo_files(repo, repo_type="dataset"))
-    elif argv[:3] == ["python", "-m", "hindi_ocr.tiny"]:
+    elif argv[:3] in (["python", "-m", "hindi_ocr.tiny"], ["python", "-m", "hindi_ocr.reader"]):
         assert (ws.cwd / argv[3] / "config.json").is_file()
     elif "--push_to_space" in argv:
         space = argv[argv.index("--push_to_space") + 1]
@@ -273,6 +273,10 @@ def _check(argv: list[str], result: subprocess.CompletedProcess, ws: Workspace) 
     elif SERVES.match(shlex.join(argv)):  # the page's reading of the line is infer.py's, with no message
         model = [a for flag in ("--adapter", "--model_name_or_path") if flag in argv
                  for a in (flag, argv[argv.index(flag) + 1])]
+        if not model:  # no model named: the demo serves the shipped reader, written once into HINDI_OCR_CACHE
+            cached = list((ws.root / "cache").glob("reader-*"))
+            assert len(cached) == 1, cached
+            model = ["--model_name_or_path", str(cached[0])]
         image, jsonl = ws.data / "output_images" / "0.png", ws.root / "demo-check.jsonl"
         done = ws.run(["python", str(ROOT / "infer.py"), *model, str(image), "--output", str(jsonl)], {})
         assert done.returncode == 0, done.stderr[-3000:]

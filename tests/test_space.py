@@ -129,6 +129,21 @@ def test_cli_pushes_a_private_space_with_a_given_pin(pushed):
     assert files["app.py"] == pushed.hub.repo_files(SPACE, repo_type="space")["app.py"]
 
 
+def test_a_space_for_the_shipped_reader_names_no_model(pushed):
+    """With no model named, the Space serves the reader the package ships (hindi_ocr.reader), under its licence."""
+    done = run(["-m", "hindi_ocr.demo", "--push_to_space", "test-user/reader-demo"], pushed.env)
+    assert done.stdout.strip() == f"Space pushed: {pushed.hub.endpoint}/spaces/test-user/reader-demo"
+    files = pushed.hub.repo_files("test-user/reader-demo", repo_type="space")
+    assert files["app.py"].decode() == (
+        '"""Gradio Space for the Hindi reader shipped with hindi-ocr: the demo page of hindi-ocr '
+        '(python -m hindi_ocr.demo)."""\n\nfrom hindi_ocr.demo import main\n\n'
+        "main(['--title', 'Hindi line OCR'])\n")
+    readme = files["README.md"].decode()
+    meta = front_matter(readme)
+    assert meta["license"] == "apache-2.0" and not meta.get("models")
+    assert "python -m hindi_ocr.demo\n```" in readme and "tiny Hindi reader shipped with hindi-ocr" in readme
+
+
 def test_failed_space_push_says_how_to_retry(pushed):
     failure = pushed.hub.fail_next(r"/api/spaces/test-user/broken-demo/commit/", status=403, times=1)
     folder = pushed.root / "broken-space"
@@ -156,8 +171,6 @@ def test_failed_space_push_says_how_to_retry(pushed):
      "--push_to_space needs the model on the Hub: --adapter {tmp} is not a Hub id."),
     (["-m", "hindi_ocr.demo", "--adapter", "me/model", "--private"],
      "--private only apply with --push_to_space USER/NAME"),
-    (["-m", "hindi_ocr.demo", "--push_to_space", "me/demo"],
-     "give the model to read with: --adapter DIR_OR_HUB_ID or --model_name_or_path DIR_OR_HUB_ID"),
     (["train.py", "--model_name_or_path", "/nonexistent", "--push_demo_space"],
      "--push_demo_space publishes a Space that reads the model from the Hub: add --push_to_hub"),
 ])
