@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import REPO, machine  # noqa: E402  (also sets the offline environment)
 
 VARIANTS = {
-    "lines": [],  # the quick start: single lines, fold, LoRA on the language model
+    "lines": [],  # the quick start: single lines, fold, LoRA on the language model + the projector in full
     "squash": ["--line_layout", "squash"],
-    "pages4": ["--lines_per_page", "4"],
-    "pages8": ["--lines_per_page", "8"],
-    "lm+projector": ["--train_projector", "true"],
-    "lm+vision": ["--lora_vision", "true"],
+    "pages4": ["--lines_per_page", "4", "--line_layout", "squash"],  # pages take no line layout: the default
+    "pages8": ["--lines_per_page", "8", "--line_layout", "squash"],
+    "lm-only": ["--train_projector", "false"],  # LoRA on the language model alone
+    "lm+vision": ["--lora_vision", "true"],  # LoRA on the language model and the vision tower, + the projector
 }
 
 
