@@ -9,13 +9,12 @@ in Mukta and Poppins, never trained on) as a seed-layout folder, so that any rea
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hindi_ocr.pretrain import heldout_images, heldout_texts  # noqa: E402
+from hindi_ocr.pretrain import write_heldout_folder  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -24,16 +23,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=0, help="the pretraining run's --seed")
     args = p.parse_args(argv)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=False)
-    texts = heldout_texts(args.n, args.seed)
-    with open(out / "data.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for i, (image, text) in enumerate(zip(heldout_images(texts, args.seed), texts)):
-            image.save(out / f"{i:03d}.png")
-            writer.writerow([f"{i:03d}.png", text])
-    print(f"{len(texts)} held-out lines in {out}")
+    texts = write_heldout_folder(args.out_dir, args.n, args.seed)
+    print(f"{len(texts)} held-out lines in {args.out_dir}")
     return 0
 
 

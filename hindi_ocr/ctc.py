@@ -4,9 +4,9 @@ step. Training only: the head is never saved with the model."""
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from .examples import fold_pieces
 
 
 def charset(sources: dict) -> list[str]:
@@ -22,13 +22,18 @@ def reading_order(image, side: int) -> list[int]:
     ``fold`` stacks k pieces of the line; a token row belongs to the piece under its centre. Within a piece the
     tokens go column by column (top to bottom inside a column): the order CTC needs, monotonic along the line.
     """
-    pieces = max(1, round(math.sqrt(image.width / image.height)))
+    pieces = fold_pieces(image)
     keys = []
     for row in range(side):
-        piece = min(pieces - 1, int((row + 0.5) * pieces / side))
+        piece = piece_of_row(row, pieces, side)
         for col in range(side):
             keys.append((piece, col, row, row * side + col))
     return [k[-1] for k in sorted(keys)]
+
+
+def piece_of_row(row: int, pieces: int, side: int) -> int:
+    """The folded piece under the centre of grid row ``row`` (of ``side``) of a line folded into ``pieces``."""
+    return min(pieces - 1, int((row + 0.5) * pieces / side))
 
 
 class CtcHead(torch.nn.Module):
@@ -54,8 +59,8 @@ def column_frames(grid, images) -> tuple[torch.Tensor, torch.Tensor]:
     side = grid.shape[-1]
     frames = []
     for feats, image in zip(grid, images):
-        pieces = max(1, round(math.sqrt(image.width / image.height)))
-        rows = torch.tensor([min(pieces - 1, int((r + 0.5) * pieces / side)) for r in range(side)], device=grid.device)
+        pieces = fold_pieces(image)
+        rows = torch.tensor([piece_of_row(r, pieces, side) for r in range(side)], device=grid.device)
         frames.append(torch.cat([feats[:, rows == p].mean(1).T for p in range(pieces)]))
     lengths = torch.tensor([len(f) for f in frames])
     return torch.nn.utils.rnn.pad_sequence(frames, batch_first=True), lengths

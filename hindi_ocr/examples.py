@@ -70,6 +70,11 @@ def letterbox(image: Image.Image, side: int) -> Image.Image:
     return canvas
 
 
+def fold_pieces(image: Image.Image) -> int:
+    """How many pieces :func:`fold` cuts a line into: about square once stacked."""
+    return max(1, round(math.sqrt(image.width / image.height)))
+
+
 def fold(image: Image.Image) -> Image.Image:
     """Cut a wide line into k pieces stacked top to bottom (k = round(sqrt(width / height))), so it is about square.
 
@@ -79,7 +84,7 @@ def fold(image: Image.Image) -> Image.Image:
     square input.
     """
     image = image.convert("RGB")
-    pieces = max(1, round(math.sqrt(image.width / image.height)))
+    pieces = fold_pieces(image)
     if pieces == 1:
         return image
     piece_width = math.ceil(image.width / pieces)

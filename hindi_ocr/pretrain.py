@@ -55,9 +55,12 @@ READER_SHAPE = {  # hindi_ocr.tiny settings: 256x256 input, patch 8 -> 32x32 pat
 
 # ----------------------------------------------------------------------------------------------------------- text
 def heldout_texts(n: int = 200, seed: int = 0, min_words: int = 2, max_words: int = 4) -> list[str]:
-    """Windows of distinct Common Voice sentences (Devanagari words only): the issue-8 held-out text."""
-    from .render import read_text_lines
+    """Windows of distinct Common Voice sentences (Devanagari words only): the issue-8 held-out text. Without
+    ``../shared/corpus`` (an installed package): wordfreq lines of the same lengths, still read in held-out faces."""
+    from .render import generate_lines, read_text_lines
 
+    if not CORPUS.is_dir():
+        return generate_lines(n, seed=seed + 5, min_words=min_words, max_words=max_words)
     rng = np.random.default_rng(seed)
     sentences = read_text_lines(CORPUS / "hi_commonvoice_sentences.txt")
     texts = []
@@ -170,6 +173,22 @@ def heldout_images(texts, seed: int = 0):
     fonts = devanagari_fonts(HELDOUT_FAMILIES)
     return [render_sample(t, np.random.default_rng([seed, 7, i]), fonts, LINE_HEIGHT)[0].convert("RGB")
             for i, t in enumerate(texts)]
+
+
+def write_heldout_folder(out, n: int = 200, seed: int = 0) -> list[str]:
+    """The held-out lines as a seed-layout folder (data.csv + images), for infer.py, Tesseract and tests."""
+    import csv
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=False)
+    texts = heldout_texts(n, seed)
+    with open(out / "data.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_file", "text"])
+        for i, (image, text) in enumerate(zip(heldout_images(texts, seed), texts)):
+            image.save(out / f"{i:03d}.png")
+            writer.writerow([f"{i:03d}.png", text])
+    return texts
 
 
 def main(argv=None) -> int:

@@ -3,13 +3,11 @@ infer.py like any model and reads lines of text and faces it never trained on (i
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import infer
@@ -44,21 +42,7 @@ def reader(tmp_path_factory):
 
 def heldout_folder(folder: Path) -> list[str]:
     """Lines the reader never trained on, in faces it never trained on (rendered here, fresh)."""
-    if pretrain.CORPUS.is_dir():
-        texts = pretrain.heldout_texts(LINES, seed=5)
-    else:  # without ../shared/corpus: frequent words, still in the held-out faces
-        from hindi_ocr.render import generate_lines
-
-        texts = generate_lines(LINES, seed=5, min_words=2, max_words=4)
-    images = pretrain.heldout_images(texts, seed=5)
-    folder.mkdir()
-    with open(folder / "data.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_file", "text"])
-        for i, (image, text) in enumerate(zip(images, texts)):
-            image.save(folder / f"{i}.png")
-            writer.writerow([f"{i}.png", text])
-    return texts
+    return pretrain.write_heldout_folder(folder, LINES, seed=5)
 
 
 def test_the_reader_is_a_plain_got_ocr2_checkpoint_with_its_card(reader):
@@ -97,7 +81,7 @@ def test_the_demo_reads_with_the_reader_when_no_model_is_named(reader, tmp_path)
     from demo_helpers import infer_predictions, local_env, start_demo, stop
 
     texts = heldout_folder(tmp_path / "lines")
-    image = tmp_path / "lines" / "0.png"
+    image = tmp_path / "lines" / "000.png"
     env = local_env(HINDI_OCR_CACHE=str(tmp_path / "cache"))
     expected = infer_predictions(["--model_name_or_path", str(reader)], [image], tmp_path / "infer.jsonl", env=env)
     process, url = start_demo(["-m", "hindi_ocr.demo"], tmp_path / "demo.log", env=env)
@@ -106,6 +90,6 @@ def test_the_demo_reads_with_the_reader_when_no_model_is_named(reader, tmp_path)
         prediction = client.predict([gradio_client.handle_file(str(image))], texts[0], api_name="/read")[0]
     finally:
         stop(process)
-    assert prediction == expected["0.png"] and edit_distance(prediction, texts[0]) < len(texts[0])
+    assert prediction == expected["000.png"] and edit_distance(prediction, texts[0]) < len(texts[0])
     cached = [p.name for p in (tmp_path / "cache").iterdir()]
     assert len(cached) == 1 and cached[0].startswith("reader-"), cached
